@@ -1,0 +1,110 @@
+"""AccountStore: accounts and their keys, the one place that creates, changes or deletes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.handles import validate_handle
+from federation.keys import generate_ed25519_key_pair, generate_rsa_key_pair
+from service.db.models import Account, AccountKey, Follower, Post
+
+RSA = "rsa"
+ED25519 = "ed25519"
+
+
+class AccountExists(Exception):
+    pass
+
+
+class AccountNotFound(Exception):
+    pass
+
+
+def active_key(account: Account, kind: str) -> AccountKey:
+    for key in account.keys:
+        if key.kind == kind and key.retired_at is None:
+            return key
+    raise LookupError(f"account {account.handle} has no active {kind} key")
+
+
+class AccountStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, handle: str, **profile: Any) -> Account:
+        validate_handle(handle)
+        account = Account(handle=handle, **profile)
+        account.keys = [self._new_key(RSA), self._new_key(ED25519)]
+        self.session.add(account)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise AccountExists(handle) from exc
+        return account
+
+    async def get(self, handle: str) -> Account:
+        account = await self.find(handle)
+        if account is None:
+            raise AccountNotFound(handle)
+        return account
+
+    async def find(self, handle: str) -> Account | None:
+        result = await self.session.execute(select(Account).where(Account.handle == handle))
+        return result.scalar_one_or_none()
+
+    async def list(self) -> Sequence[Account]:
+        result = await self.session.execute(select(Account).order_by(Account.handle))
+        return result.scalars().all()
+
+    async def update(self, handle: str, **changes: Any) -> Account:
+        account = await self.get(handle)
+        for name, value in changes.items():
+            setattr(account, name, value)
+        account.updated_at = datetime.now(UTC)
+        await self.session.flush()
+        return account
+
+    async def delete(self, handle: str) -> None:
+        account = await self.get(handle)
+        await self.session.delete(account)
+        await self.session.flush()
+
+    async def rotate_keys(self, handle: str, kinds: Sequence[str] = (RSA, ED25519)) -> Account:
+        """Retire the active keys of the given kinds and issue new ones; ids stay the same,
+        so remote servers pick the new key up when they re-fetch the actor."""
+        account = await self.get(handle)
+        now = datetime.now(UTC)
+        for key in account.keys:
+            if key.kind in kinds and key.retired_at is None:
+                key.retired_at = now
+        for kind in kinds:
+            account.keys.append(self._new_key(kind))
+        account.updated_at = now
+        await self.session.flush()
+        return account
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Account)) or 0)
+
+    async def follower_count(self, account: Account) -> int:
+        query = select(func.count()).where(
+            Follower.account_id == account.id, Follower.state == "accepted"
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def published_post_count(self, account: Account | None = None) -> int:
+        query = select(func.count()).select_from(Post).where(Post.state == "published")
+        if account is not None:
+            query = query.where(Post.account_id == account.id)
+        return int(await self.session.scalar(query) or 0)
+
+    @staticmethod
+    def _new_key(kind: str) -> AccountKey:
+        pair = generate_rsa_key_pair() if kind == RSA else generate_ed25519_key_pair()
+        return AccountKey(kind=kind, private_pem=pair.private_pem, public_pem=pair.public_pem)

@@ -1,0 +1,59 @@
+"""The FastAPI application: one factory, used by `fedirelay serve`, `fedirelay run` and tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from federation.urls import InstanceUrls
+from service.body_limits import BodySizeLimit
+from service.db.engine import Database
+from service.job_queue import JobQueue
+from service.problems import install_problem_handlers
+from service.routes import actors, admin_accounts, discovery, health
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = Database(settings.effective_database_url)
+        app.state.queue = None
+        if settings.redis_url:
+            try:
+                app.state.queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
+            except OSError as exc:
+                # Accept and persist work while Redis is away; sweepers enqueue it later.
+                log.warning("Redis unreachable at startup: %s", exc)
+        try:
+            yield
+        finally:
+            if app.state.queue is not None:
+                await app.state.queue.close()
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="fedirelay",
+        summary="Webhooks in, ActivityPub out.",
+        description="Admin, webhook and federation API of the relay.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.urls = InstanceUrls(settings.base_url)
+    install_problem_handlers(app)
+    for router in (health.router, discovery.router, actors.router, admin_accounts.router):
+        app.include_router(router)
+    app.add_middleware(
+        BodySizeLimit,
+        webhook_limit=settings.max_webhook_body_bytes,
+        inbox_limit=settings.max_inbox_body_bytes,
+        default_limit=settings.max_admin_body_bytes,
+    )
+    return app

@@ -1,0 +1,63 @@
+"""JobQueue: the one way the relay puts work on Redis.
+
+Redis is transport only. Every job refers to state already committed to the database, and the
+sweepers re-enqueue anything whose job was lost, so a failed enqueue is logged, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_timeout = 2
+    settings.conn_retries = 1
+    return settings
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, url: str, queue_name: str) -> JobQueue:
+        return cls(await create_pool(redis_settings(url), default_queue_name=queue_name), queue_name)
+
+    async def enqueue(
+        self,
+        function: str,
+        *args: Any,
+        job_id: str | None = None,
+        defer_until: datetime | None = None,
+    ) -> bool:
+        """Enqueue a job; False when Redis is unreachable or the job id is already queued."""
+        try:
+            job = await self.redis.enqueue_job(
+                function,
+                *args,
+                _job_id=job_id,
+                _queue_name=self.queue_name,
+                _defer_until=defer_until,
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("enqueue of %s failed; the sweeper will retry: %s", function, exc)
+            return False
+        return job is not None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()

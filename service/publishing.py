@@ -1,0 +1,110 @@
+"""Publishing: record an activity and one delivery per target inbox, in the caller's transaction.
+
+This is the single entry point every producer uses (webhooks, scheduler, inbox replies such as
+Accept, account moves). After the transaction commits, call `enqueue_deliveries` so workers
+pick the deliveries up at once; if that enqueue is lost, the delivery sweeper finds them anyway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.audience import delivery_inboxes, inbox_host
+from federation.urls import InstanceUrls
+from service.db.models import Account, Activity, Delivery, Follower, Post
+from service.job_queue import JobQueue
+
+FOLLOWERS = "followers"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedActivity:
+    activity_row_id: int
+    activity_uri: str
+    delivery_count: int
+
+
+def new_activity_uri(urls: InstanceUrls) -> str:
+    return urls.activity(str(uuid.uuid4()))
+
+
+async def follower_inboxes(session: AsyncSession, account_id: int) -> list[str]:
+    rows = await session.execute(
+        select(Follower.inbox, Follower.shared_inbox)
+        .where(Follower.account_id == account_id, Follower.state == "accepted")
+        .order_by(Follower.id)
+    )
+    return delivery_inboxes((inbox, shared) for inbox, shared in rows.tuples())
+
+
+async def publish_activity(
+    session: AsyncSession,
+    account: Account,
+    document: dict[str, Any],
+    *,
+    audience: str | Sequence[str] = FOLLOWERS,
+    post: Post | None = None,
+    ordering_key: str | None = None,
+    in_outbox: bool = True,
+    webhook_event_id: int | None = None,
+    not_before: datetime | None = None,
+) -> PublishedActivity:
+    """Store `document` (which must carry its `id`) and its deliveries.
+
+    `audience` is FOLLOWERS (every accepted follower, one delivery per shared inbox) or an
+    explicit list of inbox URLs (for Accept/Reject to one actor).
+    """
+    activity_uri = str(document["id"])
+    activity = Activity(
+        activity_uri=activity_uri,
+        account_id=account.id,
+        post_id=post.id if post is not None else None,
+        activity_type=str(document.get("type", "")),
+        document=document,
+        in_outbox=in_outbox,
+        webhook_event_id=webhook_event_id,
+    )
+    session.add(activity)
+    await session.flush()
+    if isinstance(audience, str):
+        inboxes = await follower_inboxes(session, account.id)
+    else:
+        inboxes = delivery_inboxes((inbox, None) for inbox in audience)
+    due = not_before or datetime.now(UTC)
+    if inboxes:
+        await session.execute(
+            insert(Delivery),
+            [
+                {
+                    "activity_id": activity.id,
+                    "account_id": account.id,
+                    "inbox": inbox,
+                    "host": inbox_host(inbox),
+                    "ordering_key": ordering_key,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": due,
+                }
+                for inbox in inboxes
+            ],
+        )
+    return PublishedActivity(activity.id, activity_uri, len(inboxes))
+
+
+FANOUT_TASK = "deliver_activity"
+
+
+async def enqueue_deliveries(queue: JobQueue | None, published: Sequence[PublishedActivity]) -> None:
+    """Wake the workers for freshly committed activities (best effort; sweepers cover losses)."""
+    if queue is None:
+        return
+    for item in published:
+        if item.delivery_count:
+            await queue.enqueue(FANOUT_TASK, item.activity_row_id, job_id=f"fanout:{item.activity_row_id}")

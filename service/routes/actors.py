@@ -1,0 +1,81 @@
+"""Actor documents for fediverse servers and the public profile page for browsers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from service.account_store import AccountStore
+from service.actor_profiles import actor_document
+from service.db.models import Account, Post
+from service.dependencies import SessionDep, SettingsDep, UrlsDep
+from service.negotiation import wants_activity_json
+from service.page_templates import templates
+from service.problems import Problem
+from service.responses import ActivityJSONResponse
+
+router = APIRouter(tags=["actors"])
+
+PROFILE_POSTS = 20
+
+
+async def load_account(session: SessionDep, handle: str) -> Account:
+    account = await AccountStore(session).find(handle.lower())
+    if account is None:
+        raise Problem(404, f"No account '{handle}' here", type_="unknown-account")
+    return account
+
+
+def _post_view(document: dict[str, Any]) -> dict[str, Any]:
+    content_map = document.get("contentMap") or {}
+    return {
+        "name": document.get("name"),
+        "summary": document.get("summary"),
+        "content": document.get("content", ""),
+        "url": document.get("url") if isinstance(document.get("url"), str) else None,
+        "published": document.get("published", ""),
+        "language": next(iter(content_map), None),
+    }
+
+
+@router.get("/users/{handle}", response_model=None)
+async def actor(
+    handle: str, request: Request, session: SessionDep, urls: UrlsDep
+) -> Response:
+    account = await load_account(session, handle)
+    if wants_activity_json(request):
+        return ActivityJSONResponse(actor_document(account, urls))
+    return RedirectResponse(urls.account(account.handle).profile_page, status_code=303)
+
+
+@router.get("/@{handle}", response_model=None)
+async def profile_page(
+    handle: str, request: Request, session: SessionDep, settings: SettingsDep, urls: UrlsDep
+) -> Response:
+    account = await load_account(session, handle)
+    if wants_activity_json(request):
+        return ActivityJSONResponse(actor_document(account, urls))
+    posts = (
+        await session.execute(
+            select(Post.document)
+            .where(Post.account_id == account.id, Post.state == "published")
+            .order_by(Post.published_at.desc(), Post.id.desc())
+            .limit(PROFILE_POSTS)
+        )
+    ).scalars()
+    followers = await AccountStore(session).follower_count(account)
+    return templates.TemplateResponse(
+        request,
+        "profile.html",
+        {
+            "account": account,
+            "domain": settings.effective_domain,
+            "urls": urls.account(account.handle),
+            "posts": [_post_view(document) for document in posts],
+            "followers": followers,
+        },
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:"},
+    )

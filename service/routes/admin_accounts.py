@@ -1,0 +1,77 @@
+"""Admin API: accounts and their keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.account_schemas import AccountChanges, AccountCreate, AccountView
+from service.account_store import AccountExists, AccountNotFound, AccountStore
+from service.db.models import Account
+from service.dependencies import AdminDep, SessionDep, SettingsDep, UrlsDep
+from service.problems import Problem
+
+router = APIRouter(prefix="/api/admin/accounts", tags=["admin: accounts"], dependencies=[AdminDep])
+
+
+async def _get(session: AsyncSession, handle: str) -> Account:
+    try:
+        account = await AccountStore(session).get(handle)
+    except AccountNotFound as exc:
+        raise Problem(404, f"No account '{handle}'", type_="unknown-account") from exc
+    await session.refresh(account, ["keys"])
+    return account
+
+
+@router.get("", response_model=list[AccountView])
+async def list_accounts(
+    session: SessionDep, urls: UrlsDep, settings: SettingsDep
+) -> list[AccountView]:
+    accounts = await AccountStore(session).list()
+    return [AccountView.of(account, urls, settings.effective_domain) for account in accounts]
+
+
+@router.post("", status_code=201, response_model=AccountView)
+async def create_account(
+    body: AccountCreate, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+) -> AccountView:
+    try:
+        account = await AccountStore(session).create(body.handle, **body.to_columns())
+    except AccountExists as exc:
+        raise Problem(409, f"Account '{body.handle}' already exists", type_="account-exists") from exc
+    account = await _get(session, account.handle)
+    return AccountView.of(account, urls, settings.effective_domain)
+
+
+@router.get("/{handle}", response_model=AccountView)
+async def get_account(
+    handle: str, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+) -> AccountView:
+    return AccountView.of(await _get(session, handle), urls, settings.effective_domain)
+
+
+@router.patch("/{handle}", response_model=AccountView)
+async def update_account(
+    handle: str, body: AccountChanges, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+) -> AccountView:
+    await _get(session, handle)
+    account = await AccountStore(session).update(handle, **body.to_columns())
+    account = await _get(session, account.handle)
+    return AccountView.of(account, urls, settings.effective_domain)
+
+
+@router.delete("/{handle}", status_code=204)
+async def delete_account(handle: str, session: SessionDep) -> Response:
+    await _get(session, handle)
+    await AccountStore(session).delete(handle)
+    return Response(status_code=204)
+
+
+@router.post("/{handle}/keys/rotate", response_model=AccountView)
+async def rotate_keys(
+    handle: str, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+) -> AccountView:
+    await _get(session, handle)
+    await AccountStore(session).rotate_keys(handle)
+    account = await _get(session, handle)
+    return AccountView.of(account, urls, settings.effective_domain)

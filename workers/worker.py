@@ -1,0 +1,76 @@
+"""arq worker settings: which tasks run, and the per-process resources they share."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.cron import CronJob
+
+from federation.urls import InstanceUrls
+from service.db.engine import Database
+from service.job_queue import JobQueue, redis_settings
+from service.settings import Settings, get_settings
+
+# Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
+# STARTUP and SHUTDOWN hooks that receive the ctx.
+TASK_MODULES: tuple[str, ...] = ()
+
+
+def _modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in TASK_MODULES]
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    ctx["settings"] = settings
+    ctx["database"] = Database(settings.effective_database_url)
+    ctx["queue"] = JobQueue(ctx["redis"], settings.queue_name)
+    ctx["urls"] = InstanceUrls(settings.base_url)
+    ctx["resources"] = {}
+    for module in _modules():
+        hook: Callable[[dict[str, Any]], Awaitable[None]] | None = getattr(module, "STARTUP", None)
+        if hook is not None:
+            await hook(ctx)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    for module in reversed(_modules()):
+        hook: Callable[[dict[str, Any]], Awaitable[None]] | None = getattr(module, "SHUTDOWN", None)
+        if hook is not None:
+            await hook(ctx)
+    database: Database | None = ctx.get("database")
+    if database is not None:
+        await database.dispose()
+
+
+def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for arq's Worker, built from the relay's settings."""
+    functions: list[Any] = []
+    cron_jobs: list[CronJob] = []
+    for module in _modules():
+        functions.extend(getattr(module, "TASKS", []))
+        cron_jobs.extend(getattr(module, "CRON_JOBS", []))
+    if not settings.redis_url:
+        raise RuntimeError("FEDIRELAY_REDIS_URL is not set (use `fedirelay run` for development)")
+    options: dict[str, Any] = {
+        "functions": functions,
+        "cron_jobs": cron_jobs,
+        "redis_settings": redis_settings(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {"settings": settings},
+        "max_jobs": 50,
+        "job_timeout": 300,
+        # Retries are scheduled by the relay from the database, never by arq.
+        "max_tries": 1,
+        "keep_result": 0,
+        "health_check_interval": 10,
+        "health_check_key": f"{settings.queue_name}:health-check",
+        "handle_signals": True,
+    }
+    options.update(overrides)
+    return options
