@@ -18,10 +18,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _INBOX_PATH = re.compile(r"^/(inbox|users/[^/]+/inbox)/?$")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """ASGI middleware: 413 with a problem body when a request body exceeds its route's cap.
 
@@ -61,27 +57,38 @@ class BodySizeLimit:
                     return
         received = 0
         response_started = False
+        rejected = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, response_started, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    # Answer now and tell the app the client went away, so no handler (or
+                    # framework body parser) can turn the overflow into another status.
+                    rejected = True
+                    if not response_started:
+                        response_started = True
+                        await self._reject(send, scope, 413, f"Body larger than {limit} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if rejected:
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await self._reject(send, scope, 413, f"Body larger than {limit} bytes")
+        except Exception:
+            if not rejected:
+                raise
 
     @staticmethod
     async def _reject(send: Send, scope: Scope, status: int, detail: str) -> None:
