@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,7 +70,8 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "max_tries": 1,
         "keep_result": 0,
         "health_check_interval": 10,
-        "health_check_key": f"{settings.queue_name}:health-check",
+        # Per host, so `fedirelay worker --check` in a pod answers for that pod's worker.
+        "health_check_key": f"{settings.queue_name}:health-check:{socket.gethostname()}",
         "handle_signals": True,
     }
     options.update(overrides)
