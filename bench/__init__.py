@@ -1,0 +1,1 @@
+"""Benchmarks and the loopback fediverse fleet they (and the integration tests) run against."""
