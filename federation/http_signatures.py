@@ -238,6 +238,8 @@ def _parse_parameters(value: str) -> dict[str, str]:
             while position < length and value[position] not in ", \t":
                 position += 1
             parameter = value[start:position]
+            if '"' in parameter or "\\" in parameter:
+                raise SignatureMalformed("unquoted signature parameter contains a quote")
         if name in params:
             raise SignatureMalformed(f"signature parameter {name!r} is repeated")
         params[name] = parameter

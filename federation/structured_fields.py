@@ -130,11 +130,11 @@ class _Parser:
             self.position += 1
 
     def skip_ows(self) -> None:
-        while self.peek() in (" ", "\t") and not self.at_end():
+        while self.peek() in (" ", "\t"):
             self.position += 1
 
     def parse_key(self) -> str:
-        if self.peek() not in _KEY_FIRST or self.at_end():
+        if self.peek() not in _KEY_FIRST:
             raise StructuredFieldError(f"invalid key at offset {self.position}")
         start = self.position
         self.position += 1
@@ -179,11 +179,11 @@ class _Parser:
 
     def parse_bare_item(self) -> BareItem:
         char = self.peek()
-        if char == "-" or char in _DIGITS and char:
+        if char == "-" or char in _DIGITS:
             return self.parse_number()
         if char == '"':
             return self.parse_string()
-        if char == "*" or char in _ALPHA and char:
+        if char == "*" or char in _ALPHA:
             return self.parse_token()
         if char == ":":
             return self.parse_byte_sequence()
@@ -195,7 +195,7 @@ class _Parser:
         start = self.position
         if self.peek() == "-":
             self.advance()
-        if self.peek() not in _DIGITS or self.at_end():
+        if self.peek() not in _DIGITS:
             raise StructuredFieldError("number without digits")
         is_decimal = False
         while not self.at_end():
