@@ -7,13 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from federation.urls import InstanceUrls
 from service.body_limits import BodySizeLimit
 from service.db.engine import Database
 from service.job_queue import JobQueue
+from service.logging_setup import RequestLogContext, configure_logging
 from service.problems import install_problem_handlers
-from service.routes import actors, admin_accounts, discovery, health
+from service.routes import actors, admin_accounts, discovery, feeds, health
+from service.routes import admin_federation, collections, inbox, objects
+from service.routes import admin_monitoring, dashboard
+from service.routes import metrics as metrics_routes
+from service.routes import admin_posts, admin_routing, hooks, preview
+from service.routes import admin_analytics, admin_featured, admin_feeds, admin_migration
+from service.routes import admin_deliveries, admin_mastodon_targets
 from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -21,6 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.redis_url:
             try:
                 app.state.queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
-            except OSError as exc:
+            except (OSError, RedisError) as exc:
                 # Accept and persist work while Redis is away; sweepers enqueue it later.
                 log.warning("Redis unreachable at startup: %s", exc)
         try:
@@ -48,8 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.urls = InstanceUrls(settings.base_url)
     install_problem_handlers(app)
-    for router in (health.router, discovery.router, actors.router, admin_accounts.router):
+    for router in (health.router, discovery.router, feeds.router, actors.router, admin_accounts.router):
         app.include_router(router)
+    for router in (inbox.router, collections.router, objects.router, admin_federation.router):
+        app.include_router(router)
+    for router in (metrics_routes.router, admin_monitoring.router, dashboard.router):
+        app.include_router(router)
+    app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
+    for router in (hooks.router, admin_posts.router, admin_routing.router, preview.router):
+        app.include_router(router)
+    for router in (admin_migration.router, admin_featured.router, admin_analytics.router, admin_feeds.router):
+        app.include_router(router)
+    for router in (admin_deliveries.router, admin_mastodon_targets.router):
+        app.include_router(router)
+    app.add_middleware(RequestLogContext)
     app.add_middleware(
         BodySizeLimit,
         webhook_limit=settings.max_webhook_body_bytes,

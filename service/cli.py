@@ -23,11 +23,13 @@ from service.account_schemas import AccountChanges, AccountCreate, AccountView
 from service.account_store import AccountExists, AccountNotFound, AccountStore
 from service.db.engine import Database
 from service.db.migrate import upgrade
+from service.queue_cli import queue_app
 from service.settings import Settings, get_settings
 
 app = typer.Typer(help="fedirelay: webhooks in, ActivityPub out.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts (fediverse actors).", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(queue_app, name="queue")
 
 T = TypeVar("T")
 DEMO_HANDLE = "demo"
@@ -403,6 +405,15 @@ Press Ctrl-C to stop.
         if redis is not None:
             redis.stop()
         typer.echo("fedirelay stopped")
+
+
+from service.cli_migration import register_community_commands  # noqa: E402
+
+register_community_commands(app, accounts_app)
+
+from service.cli_ops import register_ops_commands  # noqa: E402
+
+register_ops_commands(app)
 
 
 def main() -> None:

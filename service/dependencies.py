@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.urls import InstanceUrls
+from service.admin_session import SESSION_COOKIE, read_session
 from service.db.engine import Database
 from service.job_queue import JobQueue
 from service.problems import Problem
@@ -59,8 +60,10 @@ def require_admin(request: Request) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and admin_token_matches(settings, token.strip()):
         return
-    cookie = request.cookies.get("fedirelay_admin")
-    if cookie and admin_token_matches(settings, cookie):
+    # A dashboard session (signed cookie, never the token) may read the admin API; changes
+    # through the API need the bearer token, so a cookie alone can never be used for CSRF.
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if request.method in ("GET", "HEAD") and read_session(settings, cookie) is not None:
         return
     raise Problem(
         401,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.audience import delivery_inboxes, inbox_host
 from federation.urls import InstanceUrls
-from service.db.models import Account, Activity, Delivery, Follower, Post
+from service.db.models import Account, Activity, Delivery, Follower, MastodonTarget, Post
 from service.job_queue import JobQueue
 
 FOLLOWERS = "followers"
@@ -41,7 +41,7 @@ async def follower_inboxes(session: AsyncSession, account_id: int) -> list[str]:
         .where(Follower.account_id == account_id, Follower.state == "accepted")
         .order_by(Follower.id)
     )
-    return delivery_inboxes((inbox, shared) for inbox, shared in rows.tuples())
+    return delivery_inboxes((inbox, shared) for inbox, shared in rows)
 
 
 async def publish_activity(
@@ -62,7 +62,11 @@ async def publish_activity(
     explicit list of inbox URLs (for Accept/Reject to one actor).
     """
     activity_uri = str(document["id"])
+    # Set here rather than by the database: SQLite's CURRENT_TIMESTAMP has whole seconds,
+    # and delivery latency is measured from this instant.
+    created_at = datetime.now(UTC)
     activity = Activity(
+        created_at=created_at,
         activity_uri=activity_uri,
         account_id=account.id,
         post_id=post.id if post is not None else None,
@@ -77,34 +81,72 @@ async def publish_activity(
         inboxes = await follower_inboxes(session, account.id)
     else:
         inboxes = delivery_inboxes((inbox, None) for inbox in audience)
-    due = not_before or datetime.now(UTC)
-    if inboxes:
-        await session.execute(
-            insert(Delivery),
-            [
-                {
-                    "activity_id": activity.id,
-                    "account_id": account.id,
-                    "inbox": inbox,
-                    "host": inbox_host(inbox),
-                    "ordering_key": ordering_key,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": due,
-                }
-                for inbox in inboxes
-            ],
+    due = not_before or created_at
+    rows: list[dict[str, Any]] = [
+        {
+            "activity_id": activity.id,
+            "account_id": account.id,
+            "inbox": inbox,
+            "host": inbox_host(inbox),
+            "ordering_key": ordering_key,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": due,
+            "created_at": created_at,
+            "mastodon_target_id": None,
+        }
+        for inbox in inboxes
+    ]
+    if post is not None and isinstance(audience, str):
+        rows.extend(await _mastodon_target_rows(session, account, activity.id, ordering_key, due))
+    if rows:
+        await session.execute(insert(Delivery), rows)
+    return PublishedActivity(activity.id, activity_uri, len(rows))
+
+
+async def _mastodon_target_rows(
+    session: AsyncSession,
+    account: Account,
+    activity_id: int,
+    ordering_key: str | None,
+    due: datetime,
+) -> list[dict[str, Any]]:
+    """Posts also go to the account's Mastodon targets (REST API), one delivery each."""
+    targets = (
+        await session.scalars(
+            select(MastodonTarget)
+            .where(MastodonTarget.account_id == account.id)
+            .order_by(MastodonTarget.id)
         )
-    return PublishedActivity(activity.id, activity_uri, len(inboxes))
+    ).all()
+    return [
+        {
+            "activity_id": activity_id,
+            "account_id": account.id,
+            "inbox": f"{target.instance_url.rstrip('/')}/api/v1/statuses#target-{target.id}",
+            "host": inbox_host(target.instance_url),
+            "ordering_key": ordering_key,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": due,
+            "created_at": due,
+            "mastodon_target_id": target.id,
+        }
+        for target in targets
+    ]
 
 
 FANOUT_TASK = "deliver_activity"
 
 
-async def enqueue_deliveries(queue: JobQueue | None, published: Sequence[PublishedActivity]) -> None:
+async def enqueue_deliveries(
+    queue: JobQueue | None, published: Sequence[PublishedActivity]
+) -> None:
     """Wake the workers for freshly committed activities (best effort; sweepers cover losses)."""
     if queue is None:
         return
     for item in published:
         if item.delivery_count:
-            await queue.enqueue(FANOUT_TASK, item.activity_row_id, job_id=f"fanout:{item.activity_row_id}")
+            await queue.enqueue(
+                FANOUT_TASK, item.activity_row_id, job_id=f"fanout:{item.activity_row_id}"
+            )

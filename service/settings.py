@@ -50,8 +50,71 @@ class Settings(BaseSettings):
     authorized_fetch: bool = Field(
         False, description="Require signed GETs for ActivityPub documents."
     )
+    inbox_rate_limit_per_second: float = Field(
+        200.0,
+        description="Inbox POSTs accepted per second from one client address "
+        "(sustained; 0 disables the limit).",
+    )
+    inbox_rate_limit_burst: int = Field(
+        1000, description="Inbox POSTs one client address may send in a burst."
+    )
+    inbox_retention_days: int = Field(
+        30, description="Days a processed inbox activity is kept (for idempotency and audit)."
+    )
+    move_cooldown_days: int = Field(
+        30, description="Days an account must wait after moving before it may move again."
+    )
+    mastodon_counts_refresh_days: int = Field(
+        7,
+        description="Interaction counts of Mastodon API statuses are refreshed while the "
+        "post is younger than this many days.",
+    )
+    feed_poll_interval_seconds: int = Field(
+        900, description="Default interval between two polls of a subscribed RSS/Atom feed."
+    )
     log_format: str = Field("console", description="`console` (development) or `json`.")
     log_level: str = Field("INFO", description="Log level.")
+    cms_webhook_secrets: str = Field(
+        "",
+        description="Comma-separated Standard Webhooks secrets for /hooks/cms (`whsec_<base64>` "
+        "or raw); list the old and new secret while rotating.",
+    )
+    ghost_webhook_secret: str | None = Field(None, description="Secret of the Ghost webhook.")
+    forgejo_webhook_secret: str | None = Field(
+        None, description="Secret of the Forgejo/Gitea webhook."
+    )
+    github_webhook_secret: str | None = Field(None, description="Secret of the GitHub webhook.")
+    forge_base_url: str | None = Field(
+        None, description="Forgejo/Gitea base URL polled for stars and missed releases."
+    )
+    forge_token: str | None = Field(None, description="API token for polling the forge.")
+    forge_repositories: str = Field(
+        "", description="Comma-separated `owner/name` repositories to poll on the forge."
+    )
+    star_milestones: str = Field(
+        "10,100,1000,10000,100000",
+        description="Comma-separated star counts announced as milestones.",
+    )
+    delivery_concurrency: int = Field(
+        256, description="Deliveries in progress at once per worker process (all hosts)."
+    )
+    delivery_per_host_concurrency: int = Field(
+        8, description="Deliveries in progress at once per worker process to one host."
+    )
+    delivery_batch_size: int = Field(
+        500, description="Deliveries claimed from the database per claim."
+    )
+    delivery_lease_seconds: float = Field(
+        120.0,
+        description="How long a claimed delivery belongs to its worker before another may "
+        "take it over (must exceed the 30 s request timeout).",
+    )
+    delivery_max_retries: int = Field(
+        16, description="Retries of a failing delivery before it becomes a dead letter."
+    )
+    delivery_retry_time_scale: float = Field(
+        1.0, description="Multiplies every retry wait; below 1 only for tests."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -63,6 +126,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'fedirelay.db').resolve()}"
+
+    @property
+    def cms_secret_list(self) -> list[str]:
+        return [item.strip() for item in self.cms_webhook_secrets.split(",") if item.strip()]
+
+    @property
+    def forge_repository_list(self) -> list[str]:
+        return [item.strip() for item in self.forge_repositories.split(",") if item.strip()]
+
+    @property
+    def star_milestone_list(self) -> list[int]:
+        return sorted(
+            {int(item) for item in self.star_milestones.split(",") if item.strip().isdigit()}
+        )
 
     @property
     def effective_domain(self) -> str:

@@ -29,7 +29,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is None:
             env.pop(f"FEDIRELAY_{name.upper()}", None)
             continue
-        env[f"FEDIRELAY_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"FEDIRELAY_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     env["FEDIRELAY_DATABASE_URL"] = settings.effective_database_url
     return env
 
@@ -75,7 +77,9 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        await worker.close()
+        # close() gathers the job tasks it cancelled; their CancelledError is expected here.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker.close()
 
 
 class WorkerProcess:

@@ -7,8 +7,12 @@ import httpx
 PROBLEM = "application/problem+json"
 
 
-async def create(client: httpx.AsyncClient, headers: dict[str, str], **body: object) -> httpx.Response:
-    return await client.post("/api/admin/accounts", json={"handle": "blog", **body}, headers=headers)
+async def create(
+    client: httpx.AsyncClient, headers: dict[str, str], **body: object
+) -> httpx.Response:
+    return await client.post(
+        "/api/admin/accounts", json={"handle": "blog", **body}, headers=headers
+    )
 
 
 async def test_creating_an_account_returns_its_address_and_both_public_keys(client, admin_headers):
@@ -92,7 +96,10 @@ async def test_updating_changes_only_the_named_fields(client, admin_headers):
     await create(client, admin_headers, display_name="Blog", summary="<p>hi</p>")
     response = await client.patch(
         "/api/admin/accounts/blog",
-        json={"actor_type": "Organization", "profile_fields": [{"name": "Web", "value": "https://example.com"}]},
+        json={
+            "actor_type": "Organization",
+            "profile_fields": [{"name": "Web", "value": "https://example.com"}],
+        },
         headers=admin_headers,
     )
     assert response.status_code == 200
@@ -119,14 +126,18 @@ async def test_unknown_account_is_404_problem(client, admin_headers):
 
 async def test_deleting_an_account_removes_it(client, admin_headers):
     await create(client, admin_headers)
-    assert (await client.delete("/api/admin/accounts/blog", headers=admin_headers)).status_code == 204
+    assert (
+        await client.delete("/api/admin/accounts/blog", headers=admin_headers)
+    ).status_code == 204
     assert (await client.get("/api/admin/accounts/blog", headers=admin_headers)).status_code == 404
 
 
 async def test_rotating_keys_issues_new_keys_and_retires_the_old(client, admin_headers):
     created = (await create(client, admin_headers)).json()
     old_rsa = next(k["public_key_pem"] for k in created["keys"] if k["kind"] == "rsa")
-    rotated = (await client.post("/api/admin/accounts/blog/keys/rotate", headers=admin_headers)).json()
+    rotated = (
+        await client.post("/api/admin/accounts/blog/keys/rotate", headers=admin_headers)
+    ).json()
     active = [k for k in rotated["keys"] if k["retired_at"] is None]
     retired = [k for k in rotated["keys"] if k["retired_at"] is not None]
     assert sorted(k["kind"] for k in active) == ["ed25519", "rsa"]
@@ -137,8 +148,14 @@ async def test_rotating_keys_issues_new_keys_and_retires_the_old(client, admin_h
 
 async def test_actor_document_serves_the_rotated_key(client, admin_headers):
     await create(client, admin_headers)
-    rotated = (await client.post("/api/admin/accounts/blog/keys/rotate", headers=admin_headers)).json()
-    new_rsa = next(k["public_key_pem"] for k in rotated["keys"] if k["kind"] == "rsa" and k["retired_at"] is None)
+    rotated = (
+        await client.post("/api/admin/accounts/blog/keys/rotate", headers=admin_headers)
+    ).json()
+    new_rsa = next(
+        k["public_key_pem"]
+        for k in rotated["keys"]
+        if k["kind"] == "rsa" and k["retired_at"] is None
+    )
     actor = await client.get("/users/blog", headers={"Accept": "application/activity+json"})
     assert actor.json()["publicKey"]["publicKeyPem"] == new_rsa
 

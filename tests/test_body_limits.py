@@ -15,11 +15,17 @@ async def chunks(total: int, size: int = 65536) -> AsyncIterator[bytes]:
         yield b" " * piece
 
 
-async def test_declared_oversize_body_is_413_before_reading(client: httpx.AsyncClient, admin_headers):
+async def test_declared_oversize_body_is_413_before_reading(
+    client: httpx.AsyncClient, admin_headers
+):
     response = await client.post(
         "/api/admin/accounts",
         content=b"x" * 10,
-        headers={**admin_headers, "content-length": "999999999", "content-type": "application/json"},
+        headers={
+            **admin_headers,
+            "content-length": "999999999",
+            "content-type": "application/json",
+        },
     )
     assert response.status_code == 413
     assert response.json()["type"].endswith("/body-too-large")

@@ -31,7 +31,9 @@ async def blog(client, admin_headers):
 
 
 async def test_webfinger_resolves_an_acct_resource(client, blog):
-    response = await client.get("/.well-known/webfinger", params={"resource": "acct:blog@relay.test"})
+    response = await client.get(
+        "/.well-known/webfinger", params={"resource": "acct:blog@relay.test"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/jrd+json"
     body = response.json()
@@ -209,7 +211,7 @@ async def test_profile_page_is_html_with_escaped_profile(client, blog):
 async def test_profile_page_loads_no_third_party_assets(client, blog):
     response = await client.get("/@blog", headers=BROWSER)
     assert "<script" not in response.text
-    assert "<link rel=\"stylesheet\"" not in response.text
+    assert '<link rel="stylesheet"' not in response.text
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
 

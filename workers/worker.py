@@ -11,11 +11,19 @@ from arq.cron import CronJob
 from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.job_queue import JobQueue, redis_settings
+from service.logging_setup import bind_job_context, configure_logging
 from service.settings import Settings, get_settings
 
 # Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
 # STARTUP and SHUTDOWN hooks that receive the ctx.
-TASK_MODULES: tuple[str, ...] = ()
+TASK_MODULES: tuple[str, ...] = (
+    "workers.inbox_tasks",
+    "workers.delivery_tasks",
+    "workers.webhook_tasks",
+    "workers.scheduling_tasks",
+    "workers.forge_polling_tasks",
+    "workers.community_tasks",
+)
 
 
 def _modules() -> list[Any]:
@@ -27,6 +35,7 @@ def _modules() -> list[Any]:
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
+    configure_logging(settings)
     ctx["database"] = Database(settings.effective_database_url)
     ctx["queue"] = JobQueue(ctx["redis"], settings.queue_name)
     ctx["urls"] = InstanceUrls(settings.base_url)
@@ -63,6 +72,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "queue_name": settings.queue_name,
         "on_startup": startup,
         "on_shutdown": shutdown,
+        "on_job_start": bind_job_context,
         "ctx": {"settings": settings},
         "max_jobs": 50,
         "job_timeout": 300,

@@ -235,7 +235,8 @@ class DeliveryAttempt(Base):
     delivery_id: Mapped[int] = mapped_column(
         ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
     )
-    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed for the monitoring window queries (throughput, latency percentiles).
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
@@ -364,3 +365,74 @@ class MastodonStatus(Base):
     status_id: Mapped[str | None] = mapped_column(String(64))
     status_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+    # Interaction counts read back from the Mastodon API (analytics), with when they were read.
+    favourites_count: Mapped[int | None] = mapped_column(Integer)
+    reblogs_count: Mapped[int | None] = mapped_column(Integer)
+    replies_count: Mapped[int | None] = mapped_column(Integer)
+    counts_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AccountMigration(Base):
+    """An account move: `in` brings an old account's followers here, `out` sends ours away."""
+
+    __tablename__ = "account_migrations"
+    __table_args__ = (Index("ix_account_migrations_account", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    remote_actor_uri: Mapped[str] = mapped_column(String(2048))
+    remote_address: Mapped[str | None] = mapped_column(String(512))
+    # Move in: the old account's follower count when the alias was added.
+    expected_followers: Mapped[int | None] = mapped_column(Integer)
+    followers_before: Mapped[int] = mapped_column(Integer, default=0)
+    move_activity_uri: Mapped[str | None] = mapped_column(String(2048))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeedSubscription(Base):
+    """An RSS/Atom feed the relay polls for a CMS that cannot send webhooks."""
+
+    __tablename__ = "feed_subscriptions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    # Handles of the accounts that publish the feed's entries.
+    accounts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    etag: Mapped[str | None] = mapped_column(String(512))
+    last_modified: Mapped[str | None] = mapped_column(String(128))
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+
+
+class FeedEntry(Base):
+    """An entry seen in a polled feed, with a digest of its content to notice edits."""
+
+    __tablename__ = "feed_entries"
+    __table_args__ = (UniqueConstraint("subscription_id", "entry_id", name="uq_feed_entries"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("feed_subscriptions.id", ondelete="CASCADE")
+    )
+    entry_id: Mapped[str] = mapped_column(String(512))
+    digest: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ForgeRepositoryState(Base):
+    """What the last poll of a forge repository saw, so the next poll can tell what is new."""
+
+    __tablename__ = "forge_repository_states"
+
+    full_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stargazers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    star_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Releases published before the repository was first polled are history, not news.
+    watched_since: Mapped[datetime] = mapped_column(UTCDateTime())
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,464 @@
+"""Applying a received activity to the relay's state (runs in the worker).
+
+Each stored InboxActivity is processed at most once: the transaction that applies it
+first moves it out of `received` with a conditional UPDATE, so a second run (a repeated
+job, the sweeper racing the worker) finds nothing to claim and changes nothing. Remote
+documents (the follower's actor, a Move's target) are fetched before that transaction,
+so no lock is held across network I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.html_sanitizer import sanitize_html
+from federation.inbox_activities import (
+    ActorEndpoints,
+    ClassifiedActivity,
+    InboxAction,
+    actor_endpoints,
+    classify,
+    local_handle,
+    move_is_authorised,
+)
+from federation.urls import InstanceUrls
+from service.db.engine import Database
+from service.db.models import (
+    Account,
+    Follower,
+    Following,
+    InboxActivity,
+    Interaction,
+    Post,
+    RemoteActor,
+)
+from service.backfill import backfill_new_follower
+from service.follow_answers import answer_follow
+from service.job_queue import JobQueue
+from service.publishing import PublishedActivity, enqueue_deliveries
+from service.remote_actors import (
+    actor_host,
+    find_remote_actor,
+    forget_remote_actor,
+    remember_endpoints,
+    upsert_statement,
+)
+from service.remote_documents import RemoteFetchError
+
+log = logging.getLogger(__name__)
+
+DocumentFetcher = Callable[[str], Awaitable[dict[str, Any]]]
+
+PROCESSED = "processed"
+IGNORED = "ignored"
+FAILED = "failed"
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: str
+    note: str | None = None
+    published: list[PublishedActivity] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What was fetched from the network before the transaction."""
+
+    endpoints: ActorEndpoints | None = None
+    move_authorised: bool = False
+    failure: Outcome | None = None
+
+
+def _ignored(note: str) -> Outcome:
+    return Outcome(IGNORED, note)
+
+
+class InboxProcessor:
+    def __init__(self, database: Database, urls: InstanceUrls, fetch: DocumentFetcher) -> None:
+        self._database = database
+        self._urls = urls
+        self._fetch = fetch
+
+    async def process(self, row_id: int, queue: JobQueue | None = None) -> str | None:
+        """Apply one stored activity; return its final state, or None if it was not ours
+        to process (unknown id, already processed)."""
+        async with self._database.session() as session:
+            row = await session.get(InboxActivity, row_id)
+            if row is None or row.state != "received":
+                return None
+            document = dict(row.document)
+            received_at = row.received_at
+        classified = classify(document, self._urls.base_url)
+        prepared = await self._prepare(classified)
+        try:
+            async with self._database.transaction() as session:
+                if not await _claim(session, row_id):
+                    return None
+                outcome = prepared.failure or await self._apply(
+                    session, classified, prepared, document, received_at, row_id
+                )
+                if outcome.state != PROCESSED:
+                    await session.execute(
+                        update(InboxActivity)
+                        .where(InboxActivity.id == row_id)
+                        .values(state=outcome.state, error=outcome.note)
+                    )
+        except Exception as error:  # recorded on the row; the worker must go on
+            log.exception("processing inbox activity %s failed", row_id)
+            await self._mark_failed(row_id, f"{type(error).__name__}: {error}")
+            return FAILED
+        await enqueue_deliveries(queue, outcome.published)
+        return outcome.state
+
+    async def _mark_failed(self, row_id: int, note: str) -> None:
+        async with self._database.transaction() as session:
+            await session.execute(
+                update(InboxActivity)
+                .where(InboxActivity.id == row_id, InboxActivity.state == "received")
+                .values(state=FAILED, error=note[:2000], processed_at=datetime.now(UTC))
+            )
+
+    # -- network, before the transaction ----------------------------------------------
+
+    async def _prepare(self, classified: ClassifiedActivity) -> Prepared:
+        if classified.action is InboxAction.FOLLOW:
+            return await self._prepare_follow(classified.actor)
+        if classified.action is InboxAction.MOVE and classified.target is not None:
+            try:
+                target = await self._fetch(classified.target)
+            except RemoteFetchError as error:
+                return Prepared(failure=_ignored(f"Move target unavailable: {error.reason}"))
+            return Prepared(move_authorised=move_is_authorised(target, classified.actor))
+        return Prepared()
+
+    async def _prepare_follow(self, actor: str) -> Prepared:
+        try:
+            document = await self._fetch(actor)
+        except RemoteFetchError as error:
+            known = await self._known_endpoints(actor)
+            if known is not None:
+                return Prepared(endpoints=known)
+            return Prepared(failure=Outcome(FAILED, f"follower unavailable: {error}"))
+        endpoints = actor_endpoints(document)
+        if endpoints is None or endpoints.actor_id != actor:
+            return Prepared(failure=Outcome(FAILED, "follower's actor document has no inbox"))
+        return Prepared(endpoints=endpoints)
+
+    async def _known_endpoints(self, actor: str) -> ActorEndpoints | None:
+        async with self._database.session() as session:
+            remote = await find_remote_actor(session, actor)
+        if remote is None or not remote.inbox:
+            return None
+        return ActorEndpoints(
+            actor_id=actor,
+            inbox=remote.inbox,
+            shared_inbox=remote.shared_inbox,
+            key_id=None,
+            public_key_pem=None,
+            handle=remote.handle,
+            also_known_as=tuple(remote.also_known_as or ()),
+            moved_to=remote.moved_to,
+        )
+
+    # -- the transaction ---------------------------------------------------------------
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        item: ClassifiedActivity,
+        prepared: Prepared,
+        document: dict[str, Any],
+        received_at: datetime,
+        row_id: int,
+    ) -> Outcome:
+        action = item.action
+        if action is InboxAction.FOLLOW:
+            assert prepared.endpoints is not None  # noqa: S101 - _prepare guarantees it
+            return await self._follow(session, item, prepared.endpoints)
+        if action is InboxAction.UNDO_FOLLOW:
+            return await self._undo_follow(session, item)
+        if action in (InboxAction.LIKE, InboxAction.BOOST):
+            return await self._interaction(session, item, received_at)
+        if action is InboxAction.UNDO_INTERACTION:
+            return await self._undo_interaction(session, item)
+        if action is InboxAction.REPLY:
+            return await self._reply(session, item, received_at)
+        if action is InboxAction.UPDATE_REPLY:
+            return await self._update_reply(session, item)
+        if action is InboxAction.DELETE_ACTOR:
+            return await self._erase_actor(session, item.actor, row_id)
+        if action is InboxAction.DELETE_OBJECT:
+            return await self._delete_object(session, item)
+        if action is InboxAction.UPDATE_ACTOR:
+            return await self._update_actor(session, item)
+        if action is InboxAction.MOVE:
+            return await self._move(session, item, prepared.move_authorised)
+        if action is InboxAction.BLOCK:
+            return await self._block(session, item)
+        if action in (InboxAction.ACCEPT_FOLLOW, InboxAction.REJECT_FOLLOW):
+            return await self._follow_answered(session, item)
+        return _ignored(item.reason or "not handled")
+
+    async def _local_account(self, session: AsyncSession, actor_url: str) -> Account | None:
+        handle = local_handle(actor_url, self._urls.base_url)
+        if handle is None:
+            return None
+        return (
+            await session.execute(select(Account).where(Account.handle == handle.lower()))
+        ).scalar_one_or_none()
+
+    async def _follow(
+        self, session: AsyncSession, item: ClassifiedActivity, endpoints: ActorEndpoints
+    ) -> Outcome:
+        account = await self._local_account(session, item.object_id or "")
+        if account is None:
+            return _ignored("follow of an unknown account")
+        await remember_endpoints(session, endpoints)
+        state = "pending" if account.manually_approves_followers else "accepted"
+        statement = upsert_statement(session, Follower).values(
+            account_id=account.id,
+            actor_uri=item.actor,
+            host=actor_host(item.actor),
+            inbox=endpoints.inbox,
+            shared_inbox=endpoints.shared_inbox,
+            state=state,
+            follow_activity_id=item.activity_id,
+            created_at=datetime.now(UTC),
+        )
+        # A repeated Follow (the remote lost track of it) refreshes the row and is answered
+        # again; its state is kept, so a pending request stays pending.
+        statement = statement.on_conflict_do_update(
+            index_elements=[Follower.account_id, Follower.actor_uri],
+            set_={
+                "inbox": endpoints.inbox,
+                "shared_inbox": endpoints.shared_inbox,
+                "follow_activity_id": item.activity_id,
+            },
+        )
+        await session.execute(statement)
+        follower = (
+            await session.execute(
+                select(Follower).where(
+                    Follower.account_id == account.id, Follower.actor_uri == item.actor
+                )
+            )
+        ).scalar_one()
+        if follower.state != "accepted":
+            return Outcome(PROCESSED, "awaiting approval")
+        published = await answer_follow(session, account, follower, "Accept", self._urls)
+        backfill = await backfill_new_follower(session, account, follower, self._urls)
+        return Outcome(PROCESSED, published=[published, *backfill])
+
+    async def _undo_follow(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        query = delete(Follower).where(Follower.actor_uri == item.actor)
+        account = await self._local_account(session, item.target or "")
+        if account is not None:
+            query = query.where(Follower.account_id == account.id)
+        else:
+            query = query.where(Follower.follow_activity_id == item.object_id)
+        removed = await _rowcount(session, query)
+        return Outcome(PROCESSED) if removed else _ignored("no such follow")
+
+    async def _published_post(self, session: AsyncSession, object_id: str) -> Post | None:
+        return (
+            await session.execute(
+                select(Post).where(Post.object_uri == object_id, Post.state == "published")
+            )
+        ).scalar_one_or_none()
+
+    async def _interaction(
+        self, session: AsyncSession, item: ClassifiedActivity, received_at: datetime
+    ) -> Outcome:
+        kind = "like" if item.action is InboxAction.LIKE else "boost"
+        post = await self._published_post(session, item.object_id or "")
+        if post is None:
+            return _ignored(f"{kind} of an unknown or deleted object")
+        already = await session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(
+                Interaction.post_id == post.id,
+                Interaction.kind == kind,
+                Interaction.actor_uri == item.actor,
+                Interaction.undone_at.is_(None),
+            )
+        )
+        if already:
+            return _ignored(f"{kind} repeated by the same actor")
+        statement = (
+            upsert_statement(session, Interaction)
+            .values(
+                post_id=post.id,
+                account_id=post.account_id,
+                kind=kind,
+                actor_uri=item.actor,
+                activity_uri=item.activity_id,
+                created_at=received_at,
+            )
+            .on_conflict_do_nothing(index_elements=[Interaction.activity_uri])
+        )
+        await session.execute(statement)
+        return Outcome(PROCESSED)
+
+    async def _undo_interaction(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        now = datetime.now(UTC)
+        undone = await _rowcount(
+            session,
+            update(Interaction)
+            .where(
+                Interaction.activity_uri == item.object_id,
+                Interaction.actor_uri == item.actor,
+                Interaction.kind.in_(("like", "boost")),
+                Interaction.undone_at.is_(None),
+            )
+            .values(undone_at=now),
+        )
+        if undone:
+            return Outcome(PROCESSED)
+        # An Undo naming only the id of a Follow (some servers do that).
+        removed = await _rowcount(
+            session,
+            delete(Follower).where(
+                Follower.follow_activity_id == item.object_id, Follower.actor_uri == item.actor
+            ),
+        )
+        if removed:
+            return Outcome(PROCESSED)
+        return _ignored("nothing to undo")
+
+    async def _reply(
+        self, session: AsyncSession, item: ClassifiedActivity, received_at: datetime
+    ) -> Outcome:
+        note = item.reply
+        assert note is not None  # noqa: S101 - classify sets it for replies
+        post = await self._published_post(session, note.in_reply_to)
+        if post is None:
+            return _ignored("reply to an unknown or deleted object")
+        # A reply is keyed by its note's id, so a later Update or Delete of the note finds it.
+        statement = (
+            upsert_statement(session, Interaction)
+            .values(
+                post_id=post.id,
+                account_id=post.account_id,
+                kind="reply",
+                actor_uri=item.actor,
+                activity_uri=note.note_id,
+                url=note.url,
+                content_html=sanitize_html(note.content_html),
+                created_at=received_at,
+            )
+            .on_conflict_do_nothing(index_elements=[Interaction.activity_uri])
+        )
+        await session.execute(statement)
+        return Outcome(PROCESSED)
+
+    async def _update_reply(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        note = item.reply
+        assert note is not None  # noqa: S101 - classify sets it for replies
+        changed = await _rowcount(
+            session,
+            update(Interaction)
+            .where(
+                Interaction.activity_uri == note.note_id,
+                Interaction.actor_uri == item.actor,
+                Interaction.kind == "reply",
+            )
+            .values(content_html=sanitize_html(note.content_html), url=note.url),
+        )
+        return Outcome(PROCESSED) if changed else _ignored("update of an unknown reply")
+
+    async def _delete_object(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        removed = await _rowcount(
+            session,
+            delete(Interaction).where(
+                Interaction.activity_uri == item.object_id,
+                Interaction.actor_uri == item.actor,
+                Interaction.kind == "reply",
+            ),
+        )
+        return Outcome(PROCESSED) if removed else _ignored("delete of something not stored")
+
+    async def _erase_actor(self, session: AsyncSession, actor: str, row_id: int) -> Outcome:
+        """A deleted account leaves nothing behind: not as a follower, not its likes, boosts
+        or replies, not its keys, not the activities it sent (except this Delete, which is
+        what makes a repeat of it a no-op)."""
+        await session.execute(delete(Follower).where(Follower.actor_uri == actor))
+        await session.execute(delete(Following).where(Following.actor_uri == actor))
+        await session.execute(delete(Interaction).where(Interaction.actor_uri == actor))
+        await forget_remote_actor(session, actor)
+        await session.execute(
+            delete(InboxActivity).where(
+                InboxActivity.actor_uri == actor, InboxActivity.id != row_id
+            )
+        )
+        return Outcome(PROCESSED)
+
+    async def _update_actor(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        endpoints = actor_endpoints(item.actor_document)
+        if endpoints is None or endpoints.actor_id != item.actor:
+            return _ignored("actor update without a usable inbox")
+        await remember_endpoints(session, endpoints)
+        await session.execute(
+            update(Follower)
+            .where(Follower.actor_uri == item.actor)
+            .values(inbox=endpoints.inbox, shared_inbox=endpoints.shared_inbox)
+        )
+        return Outcome(PROCESSED)
+
+    async def _move(
+        self, session: AsyncSession, item: ClassifiedActivity, authorised: bool
+    ) -> Outcome:
+        if not authorised:
+            return _ignored("the Move target does not list the old actor in alsoKnownAs")
+        removed = await _rowcount(session, delete(Follower).where(Follower.actor_uri == item.actor))
+        await session.execute(
+            update(RemoteActor).where(RemoteActor.uri == item.actor).values(moved_to=item.target)
+        )
+        return Outcome(PROCESSED, f"dropped {removed} follows of the moved actor")
+
+    async def _block(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        account = await self._local_account(session, item.object_id or "")
+        if account is None:
+            return _ignored("block of an unknown account")
+        await session.execute(
+            delete(Follower).where(
+                Follower.account_id == account.id, Follower.actor_uri == item.actor
+            )
+        )
+        return Outcome(PROCESSED)
+
+    async def _follow_answered(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
+        query_filter = (
+            Following.follow_activity_id == item.object_id,
+            Following.actor_uri == item.actor,
+        )
+        if item.action is InboxAction.ACCEPT_FOLLOW:
+            changed = await _rowcount(
+                session, update(Following).where(*query_filter).values(state="accepted")
+            )
+        else:
+            changed = await _rowcount(session, delete(Following).where(*query_filter))
+        return Outcome(PROCESSED) if changed else _ignored("answer to a follow we did not send")
+
+
+async def _claim(session: AsyncSession, row_id: int) -> bool:
+    claimed = await _rowcount(
+        session,
+        update(InboxActivity)
+        .where(InboxActivity.id == row_id, InboxActivity.state == "received")
+        .values(state=PROCESSED, processed_at=datetime.now(UTC)),
+    )
+    return claimed == 1
+
+
+async def _rowcount(session: AsyncSession, statement: Any) -> int:
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,159 @@
+"""`fedirelay queue`: the delivery queue from the command line (status, dead letters,
+retry, discard). Every command takes `--json` for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from service.db.engine import Database
+from service.delivery_admin import (
+    Selection,
+    discard_deliveries,
+    list_dead_letters,
+    queue_status,
+    retry_deliveries,
+    wake_activities,
+)
+from service.job_queue import JobQueue
+from service.settings import get_settings
+
+queue_app = typer.Typer(help="Inspect and repair the delivery queue.", no_args_is_help=True)
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="a destination host")]
+AllOpt = Annotated[bool, typer.Option("--all", help="every dead letter")]
+Ids = Annotated[list[int] | None, typer.Argument(help="delivery ids")]
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = get_settings()
+
+    async def runner() -> T:
+        database = Database(settings.effective_database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(runner())
+
+
+def _echo(value: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, default=str))
+    else:
+        text()
+
+
+def _selection(ids: list[int] | None, host: str | None, all_dead: bool) -> Selection:
+    given = sum((bool(ids), host is not None, all_dead))
+    if given != 1:
+        typer.echo("error: give delivery ids, --host or --all (exactly one)", err=True)
+        raise typer.Exit(2)
+    return Selection(delivery_ids=ids or (), host=host, all_dead=all_dead)
+
+
+@queue_app.command("status")
+def status(json_output: JsonOpt = False) -> None:
+    """Deliveries by state, how many are due, and troubled hosts."""
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.session() as session:
+            return await queue_status(session)
+
+    result = _run(work)
+
+    def text() -> None:
+        for state, count in result["states"].items():
+            typer.echo(f"{state:>10}  {count}")
+        typer.echo(f"{'due now':>10}  {result['due_now']}")
+        for host in result["troubled_hosts"]:
+            paused = " (paused)" if host["paused"] else ""
+            typer.echo(f"host {host['host']}: {host['health']}{paused} {host['last_error'] or ''}")
+
+    _echo(result, json_output, text)
+
+
+@queue_app.command("dead")
+def dead(
+    account: Annotated[str | None, typer.Option(help="account handle")] = None,
+    host: HostOpt = None,
+    activity: Annotated[int | None, typer.Option(help="activity row id")] = None,
+    post: Annotated[int | None, typer.Option(help="post id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    json_output: JsonOpt = False,
+) -> None:
+    """List dead letters, newest first."""
+
+    async def work(database: Database) -> list[dict[str, Any]]:
+        async with database.session() as session:
+            return await list_dead_letters(
+                session,
+                account_handle=account,
+                host=host,
+                activity_id=activity,
+                post_id=post,
+                limit=limit,
+            )
+
+    letters = _run(work)
+
+    def text() -> None:
+        for letter in letters:
+            typer.echo(
+                f"{letter['id']}  activity {letter['activity_id']}  {letter['inbox']}  "
+                f"attempts {letter['attempts']}  {letter['last_error'] or ''}"
+            )
+
+    _echo(letters, json_output, text)
+
+
+@queue_app.command("retry")
+def retry(
+    ids: Ids = None, host: HostOpt = None, all_dead: AllOpt = False, json_output: JsonOpt = False
+) -> None:
+    """Start the retry schedule again for deliveries (ids, a host's, or every dead one)."""
+    selection = _selection(ids, host, all_dead)
+    settings = get_settings()
+
+    async def work(database: Database) -> list[int]:
+        async with database.transaction() as session:
+            woken = await retry_deliveries(session, selection)
+        if settings.redis_url:
+            try:
+                queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
+            except OSError:
+                return woken  # the sweeper picks them up once Redis is back
+            await wake_activities(queue, woken)
+            await queue.close()
+        return woken
+
+    woken = _run(work)
+    _echo(
+        {"activities": len(woken)},
+        json_output,
+        lambda: typer.echo(f"retrying deliveries of {len(woken)} activities"),
+    )
+
+
+@queue_app.command("discard")
+def discard(
+    ids: Ids = None, host: HostOpt = None, all_dead: AllOpt = False, json_output: JsonOpt = False
+) -> None:
+    """Give up on deliveries for good (ids, a host's dead and parked ones, or every dead one)."""
+    selection = _selection(ids, host, all_dead)
+
+    async def work(database: Database) -> int:
+        async with database.transaction() as session:
+            return await discard_deliveries(session, selection)
+
+    count = _run(work)
+    _echo(
+        {"discarded": count}, json_output, lambda: typer.echo(f"discarded {count} deliveries")
+    )

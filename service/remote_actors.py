@@ -1,0 +1,88 @@
+"""RemoteActor rows: the one place that records, refreshes or erases what we know of a
+remote actor (its keys, its inboxes, its aliases)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.inbox_activities import ActorEndpoints
+from service.db.models import RemoteActor
+
+
+def upsert_statement(session: AsyncSession, table: Any) -> Any:
+    """`INSERT` with the dialect's ON CONFLICT support (SQLite and PostgreSQL both have it)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def actor_host(actor_uri: str) -> str:
+    return (urlsplit(actor_uri).netloc or "").lower()[:255]
+
+
+async def remember_key(session: AsyncSession, owner: str, key_id: str, public_key_pem: str) -> None:
+    """Record a verified key for its owner, replacing the previous one (key rotation)."""
+    now = datetime.now(UTC)
+    statement = upsert_statement(session, RemoteActor).values(
+        uri=owner,
+        host=actor_host(owner),
+        key_id=key_id,
+        public_key_pem=public_key_pem,
+        also_known_as=[],
+        fetched_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[RemoteActor.uri],
+        set_={"key_id": key_id, "public_key_pem": public_key_pem, "fetched_at": now},
+    )
+    await session.execute(statement)
+
+
+async def stored_key(session: AsyncSession, key_id: str) -> tuple[str, str] | None:
+    """(owner, PEM) of a key recorded earlier, or None."""
+    row = (
+        await session.execute(
+            select(RemoteActor.uri, RemoteActor.public_key_pem)
+            .where(RemoteActor.key_id == key_id)
+            .limit(1)
+        )
+    ).first()
+    if row is None or row[1] is None:
+        return None
+    return str(row[0]), str(row[1])
+
+
+async def remember_endpoints(session: AsyncSession, endpoints: ActorEndpoints) -> None:
+    """Record an actor's inboxes and aliases (and its key, when the document carries one)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "host": actor_host(endpoints.actor_id),
+        "handle": (endpoints.handle or "")[:255] or None,
+        "inbox": endpoints.inbox,
+        "shared_inbox": endpoints.shared_inbox,
+        "also_known_as": list(endpoints.also_known_as),
+        "moved_to": endpoints.moved_to,
+        "fetched_at": now,
+    }
+    if endpoints.key_id and endpoints.public_key_pem:
+        values["key_id"] = endpoints.key_id
+        values["public_key_pem"] = endpoints.public_key_pem
+    statement = upsert_statement(session, RemoteActor).values(uri=endpoints.actor_id, **values)
+    statement = statement.on_conflict_do_update(index_elements=[RemoteActor.uri], set_=values)
+    await session.execute(statement)
+
+
+async def find_remote_actor(session: AsyncSession, actor_uri: str) -> RemoteActor | None:
+    return (
+        await session.execute(select(RemoteActor).where(RemoteActor.uri == actor_uri))
+    ).scalar_one_or_none()
+
+
+async def forget_remote_actor(session: AsyncSession, actor_uri: str) -> int:
+    result = await session.execute(delete(RemoteActor).where(RemoteActor.uri == actor_uri))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,127 @@
+"""Admin API: what the relay is doing (read only). Actions live with the modules that own them:
+dead letters and host pauses in admin_deliveries, follows in admin_federation, scheduled
+posts in admin_posts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from service import monitoring
+from service.dependencies import AdminDep, SessionDep
+from service.problems import Problem
+
+router = APIRouter(
+    prefix="/api/admin/monitoring", tags=["admin: monitoring"], dependencies=[AdminDep]
+)
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most rows returned.")]
+WindowMinutes = Annotated[
+    int, Query(ge=1, le=7 * 24 * 60, description="Look-back window in minutes.")
+]
+Days = Annotated[int, Query(ge=1, le=3650, description="Look-back window in days.")]
+Handle = Annotated[str | None, Query(max_length=64, description="Only this account.")]
+
+
+@router.get("/overview", summary="Everything an on-call operator looks at first")
+async def overview(session: SessionDep, window_minutes: WindowMinutes = 15) -> dict[str, Any]:
+    depth = await monitoring.queue_depth(session)
+    flow = await monitoring.throughput(session, timedelta(minutes=window_minutes))
+    return {
+        "queue": depth,
+        "backlog": depth.backlog,
+        "throughput": {
+            "window_seconds": flow.window_seconds,
+            "attempts": flow.attempts,
+            "delivered": flow.delivered,
+            "failed": flow.failed,
+            "success_rate": flow.success_rate,
+            "deliveries_per_minute": flow.deliveries_per_minute,
+            "latency_ms": flow.latency_ms,
+        },
+        "hosts": await monitoring.host_health_counts(session),
+        "followers": await monitoring.follower_counts(session),
+        "scheduled_posts": len(await monitoring.scheduled_posts(session, limit=1000)),
+        "dead_letters": depth.counts["dead"],
+    }
+
+
+@router.get("/queue", summary="Deliveries by queue state and the oldest ready delivery's age")
+async def queue(session: SessionDep) -> monitoring.QueueDepth:
+    return await monitoring.queue_depth(session)
+
+
+@router.get("/throughput", summary="Deliveries per minute, success rate and latency percentiles")
+async def throughput(
+    session: SessionDep, window_minutes: WindowMinutes = 60
+) -> monitoring.Throughput:
+    return await monitoring.throughput(session, timedelta(minutes=window_minutes))
+
+
+@router.get("/hosts", summary="Destination hosts, the troubled ones first")
+async def hosts(
+    session: SessionDep,
+    unhealthy: Annotated[bool, Query(description="Only hosts that are not ok.")] = False,
+    limit: Limit = 200,
+) -> list[monitoring.HostStatus]:
+    return await monitoring.host_statuses(session, unhealthy_only=unhealthy, limit=limit)
+
+
+@router.get("/hosts/{host}", summary="One destination host")
+async def host(host: str, session: SessionDep) -> monitoring.HostStatus:
+    status = await monitoring.host_status(session, host)
+    if status is None:
+        raise Problem(404, f"No delivery has gone to '{host}' yet", type_="unknown-host")
+    return status
+
+
+@router.get("/posts", summary="Latest posts with delivery totals and interactions")
+async def posts(session: SessionDep, limit: Limit = 20) -> list[monitoring.RecentPost]:
+    return await monitoring.recent_posts(session, limit=limit)
+
+
+@router.get("/posts/{post_id}", summary="Where a post went, where it did not, and why")
+async def post(post_id: int, session: SessionDep, limit: Limit = 200) -> monitoring.PostReport:
+    report = await monitoring.post_report(session, post_id, limit=limit)
+    if report is None:
+        raise Problem(404, f"No post {post_id}", type_="unknown-post")
+    return report
+
+
+@router.get("/scheduled", summary="Posts waiting for their publication time")
+async def scheduled(session: SessionDep, limit: Limit = 100) -> list[monitoring.ScheduledPost]:
+    return await monitoring.scheduled_posts(session, limit=limit)
+
+
+@router.get("/dead-letters", summary="Deliveries that gave up, newest first")
+async def dead_letters(
+    session: SessionDep,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    total, letters = await monitoring.dead_letters(session, host=host, limit=limit)
+    return {"total": total, "items": letters}
+
+
+@router.get("/pending-follows", summary="Follow requests waiting for approval")
+async def pending_follows(
+    session: SessionDep, limit: Limit = 100
+) -> list[monitoring.PendingFollow]:
+    return await monitoring.pending_follows(session, limit=limit)
+
+
+@router.get("/followers", summary="Follower counts now and per day")
+async def followers(session: SessionDep, account: Handle = None, days: Days = 90) -> dict[str, Any]:
+    return {
+        "accounts": await monitoring.account_summaries(session),
+        "history": await monitoring.follower_history(session, handle=account, days=days),
+    }
+
+
+@router.get("/interactions", summary="Likes, boosts and replies per day")
+async def interactions(
+    session: SessionDep, account: Handle = None, days: Days = 30
+) -> list[monitoring.DailyInteractions]:
+    return await monitoring.interaction_history(session, handle=account, days=days)

@@ -1,0 +1,76 @@
+"""arq tasks of the delivery engine: fan-out per activity and the sweeper that loses nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.cron import cron
+
+from service.delivery_engine import DeliveryEngine
+from service.delivery_transport import InboxPoster, delivery_session
+from service.mastodon_delivery import MastodonDelivery
+from workers.context import context_of
+
+ENGINE = "delivery_engine"
+HTTP_SESSION = "delivery_http_session"
+MASTODON = "mastodon_delivery"
+
+
+async def STARTUP(ctx: dict[str, Any]) -> None:  # noqa: N802 (hook name fixed by workers.worker)
+    worker = context_of(ctx)
+    settings = worker["settings"]
+    session = delivery_session(
+        test_mode=settings.test_mode,
+        concurrency=settings.delivery_concurrency,
+        per_host=settings.delivery_per_host_concurrency,
+    )
+    mastodon = MastodonDelivery(settings, worker["database"], media_session=session)
+    resources = worker["resources"]
+    resources[HTTP_SESSION] = session
+    resources[MASTODON] = mastodon
+    resources[ENGINE] = DeliveryEngine(
+        settings,
+        worker["database"],
+        worker["queue"],
+        InboxPoster(session, test_mode=settings.test_mode),
+        mastodon=mastodon,
+    )
+
+
+async def SHUTDOWN(ctx: dict[str, Any]) -> None:  # noqa: N802
+    resources = context_of(ctx).get("resources", {})
+    engine = resources.pop(ENGINE, None)
+    if engine is not None:
+        await engine.close()
+    mastodon = resources.pop(MASTODON, None)
+    if mastodon is not None:
+        await mastodon.close()
+    session = resources.pop(HTTP_SESSION, None)
+    if session is not None:
+        await session.close()
+
+
+def _engine(ctx: dict[str, Any]) -> DeliveryEngine:
+    engine: DeliveryEngine = context_of(ctx)["resources"][ENGINE]
+    return engine
+
+
+async def deliver_activity(ctx: dict[str, Any], activity_row_id: int) -> int:
+    """Deliver every due delivery of one activity (one job per activity, a pool inside)."""
+    return await _engine(ctx).deliver_activity(activity_row_id)
+
+
+async def sweep_deliveries(ctx: dict[str, Any]) -> int:
+    return await _engine(ctx).sweep()
+
+
+TASKS = [deliver_activity]
+CRON_JOBS = [
+    cron(
+        sweep_deliveries,
+        name="sweep_deliveries",
+        second=set(range(0, 60, 3)),
+        run_at_startup=True,
+        timeout=60,
+    )
+]

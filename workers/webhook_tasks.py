@@ -1,0 +1,29 @@
+"""Worker tasks for webhooks: process a stored delivery; sweep up deliveries whose job was lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.cron import cron
+
+from service.webhook_processing import process_webhook_event as process_stored_event
+from service.webhook_processing import requeue_stale_events
+from workers.context import context_of
+
+
+async def process_webhook_event(ctx: dict[str, Any], event_id: int) -> dict[str, Any] | None:
+    worker = context_of(ctx)
+    return await process_stored_event(
+        worker["database"], worker["queue"], worker["urls"], worker["settings"], event_id
+    )
+
+
+async def sweep_received_webhooks(ctx: dict[str, Any]) -> int:
+    worker = context_of(ctx)
+    return await requeue_stale_events(worker["database"], worker["queue"])
+
+
+TASKS = [process_webhook_event]
+CRON_JOBS = [
+    cron(sweep_received_webhooks, second={0, 15, 30, 45}, run_at_startup=True, unique=True)
+]
