@@ -78,7 +78,9 @@ async def timed_fanout(
         )
         finished = time.monotonic()
     cpu_used = sum(w.cpu_seconds() - cpu_before.get(w.name, 0.0) for w in relay.live_workers())
-    others = {k: round(v - others_before.get(k, 0.0), 2) for k, v in other_cpu(relay, fleet).items()}
+    others = {
+        k: round(v - others_before.get(k, 0.0), 2) for k, v in other_cpu(relay, fleet).items()
+    }
     summary = ArrivalSummary.of(await arrivals_since(fleet.remote, before), batch.activity_ids)
     last = summary.last_at if summary.last_at is not None else finished
     elapsed = max(last - batch.committed_at, 1e-9)
@@ -158,7 +160,10 @@ async def throughput(
 
 
 async def shared_inbox(
-    hosts: int = 1000, followers: int = 10, database: str = "sqlite", timeout: float = 120.0  # noqa: ASYNC109
+    hosts: int = 1000,
+    followers: int = 10,
+    database: str = "sqlite",
+    timeout: float = 120.0,  # noqa: ASYNC109
 ) -> dict[str, Any]:
     """``hosts`` × ``followers`` followers, all behind shared inboxes: one delivery per host."""
     async with fleet_process(hosts, followers) as fleet, RelayProcesses(database=database) as relay:  # type: ignore[arg-type]
@@ -170,7 +175,10 @@ async def shared_inbox(
 
 
 async def host_cost(
-    hosts: int = 1000, followers: int = 100, database: str = "sqlite", timeout: float = 120.0  # noqa: ASYNC109
+    hosts: int = 1000,
+    followers: int = 100,
+    database: str = "sqlite",
+    timeout: float = 120.0,  # noqa: ASYNC109
 ) -> dict[str, Any]:
     """Time to reach ``hosts`` hosts with 1 follower each, then with ``followers`` each."""
     results: dict[str, Any] = {"hosts": hosts, "database": database}

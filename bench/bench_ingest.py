@@ -110,8 +110,10 @@ async def ingest(
         "p90_ms": round(figures["p90_us"] / 1000, 2),
         "p99_ms": round(figures["p99_us"] / 1000, 2),
         "max_ms": round(figures["max_us"] / 1000, 2),
-        "errors": {k: figures[k] for k in ("connect_errors", "read_errors", "write_errors",
-                                            "status_errors", "timeouts")},  # fmt: skip
+        "errors": {
+            k: figures[k]
+            for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+        },  # fmt: skip
         "api_cpu_seconds": round(api_cpu, 2),
         "every_accepted_request_stored": stored >= min(accepted, requests),
         "database": database,

@@ -45,7 +45,9 @@ async def webhook_to_arrivals(
     )
     if status != 202:
         raise RuntimeError(f"webhook answered {status}: {answer}")
-    reached, _ = await wait_for_verified(fleet.remote, verified_before + expected, timeout, poll=0.005)
+    reached, _ = await wait_for_verified(
+        fleet.remote, verified_before + expected, timeout, poll=0.005
+    )
     summary = ArrivalSummary.of(await arrivals_since(fleet.remote, before))
     return {
         "reached": reached,
@@ -90,7 +92,11 @@ async def latency(
     }
 
 
-async def shared_inbox(hosts: int = 1000, followers: int = 10, timeout: float = 60.0) -> dict[str, Any]:  # noqa: ASYNC109
+async def shared_inbox(
+    hosts: int = 1000,
+    followers: int = 10,
+    timeout: float = 60.0,  # noqa: ASYNC109
+) -> dict[str, Any]:
     """``hosts`` × ``followers`` followers behind shared inboxes: one delivery per host."""
     async with (
         fleet_process(hosts, followers) as fleet,

@@ -38,9 +38,7 @@ DRILL_SETTINGS: dict[str, Any] = {"delivery_lease_seconds": 45.0}
 
 async def delivery_states(relay: RelayProcesses) -> dict[str, int]:
     async with relay.database.session() as session:
-        rows = await session.execute(
-            select(Delivery.state, func.count()).group_by(Delivery.state)
-        )
+        rows = await session.execute(select(Delivery.state, func.count()).group_by(Delivery.state))
         return {state: int(count) for state, count in rows.all()}
 
 
@@ -72,7 +70,9 @@ async def _finish(
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(1.0)
-    summary = ArrivalSummary.of(await arrivals_since(fleet.remote, arrivals_before), batch.activity_ids)
+    summary = ArrivalSummary.of(
+        await arrivals_since(fleet.remote, arrivals_before), batch.activity_ids
+    )
     report.figures.update(
         expected=expected,
         delivered=summary.distinct,
@@ -93,7 +93,11 @@ async def _finish(
 
 
 async def _wait_for_share(
-    fleet: FleetHandle, verified_before: int, expected: int, share: float, timeout: float  # noqa: ASYNC109
+    fleet: FleetHandle,
+    verified_before: int,
+    expected: int,
+    share: float,
+    timeout: float,  # noqa: ASYNC109
 ) -> int:
     target = verified_before + max(1, int(expected * share))
     _, verified = await wait_for_verified(fleet.remote, target, timeout, poll=0.01)
@@ -152,7 +156,10 @@ async def worker_kill(
 
 
 async def redis_flush(
-    hosts: int = 100, posts: int = 100, strike_at: float = 0.2, timeout: float = 180.0  # noqa: ASYNC109
+    hosts: int = 100,
+    posts: int = 100,
+    strike_at: float = 0.2,
+    timeout: float = 180.0,  # noqa: ASYNC109
 ) -> dict[str, Any]:
     """More activities than a worker runs at once, so some jobs are only queued when Redis
     is emptied: those exist only in the database afterwards, until the sweeper finds them."""
@@ -161,7 +168,10 @@ async def redis_flush(
         f"python -m bench.drill_fanout_faults flush --hosts {hosts} --posts {posts}",
     )
     try:
-        async with fleet_process(hosts, 1) as fleet, RelayProcesses(settings=DRILL_SETTINGS) as relay:
+        async with (
+            fleet_process(hosts, 1) as fleet,
+            RelayProcesses(settings=DRILL_SETTINGS) as relay,
+        ):
             batch, arrivals_before, verified_before = await _start(relay, fleet, posts)
             arrived = await _wait_for_share(
                 fleet, verified_before, batch.delivery_count, strike_at, 60

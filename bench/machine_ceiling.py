@@ -21,7 +21,9 @@ _SIGNING_STRING = (
 )
 
 
-def rsa_signatures_per_second(seconds: float = 1.0, *, key: rsa.RSAPrivateKey | None = None) -> float:
+def rsa_signatures_per_second(
+    seconds: float = 1.0, *, key: rsa.RSAPrivateKey | None = None
+) -> float:
     """Signatures per second on this core over about ``seconds``."""
     key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pad, digest = padding.PKCS1v15(), hashes.SHA256()

@@ -88,7 +88,9 @@ class PublishedBatch:
         return sum(item.delivery_count for item in self.activities)
 
 
-async def publish_posts(relay: RelayProcesses, count: int, *, enqueue: bool = True) -> PublishedBatch:
+async def publish_posts(
+    relay: RelayProcesses, count: int, *, enqueue: bool = True
+) -> PublishedBatch:
     """``count`` Create(Note) activities to all followers, committed in one transaction."""
     actor = relay.urls.account(relay.handle)
     published: list[PublishedActivity] = []

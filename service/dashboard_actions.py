@@ -149,10 +149,7 @@ async def set_host_paused(
     database: Database, queue: JobQueue | None, host: str, paused: bool
 ) -> ActionResult:
     """Pause or resume deliveries to a host through the delivery engine's admin API."""
-    name = "pause_host" if paused else "resume_host"
-    handler = getattr(admin_deliveries, name, None)
-    if handler is None:
-        return failed("pausing hosts is not available in this version")
+    handler = admin_deliveries.pause_host if paused else admin_deliveries.resume_host
     return await _attempt(
         "host-paused" if paused else "host-resumed", handler(host, database, queue)
     )

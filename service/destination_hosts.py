@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.host_health import HEALTHY
-from service.db.models import DestinationHost
+from service.db.models import Delivery, DestinationHost
 from service.delivery_store import save_host_health, unpark_host
 
 
@@ -25,3 +25,27 @@ async def mark_host_reachable(session: AsyncSession, host: str) -> list[int]:
     now = datetime.now(UTC)
     await save_host_health(session, {host: (HEALTHY, None, now)})
     return await unpark_host(session, host, now)
+
+
+async def set_host_paused(session: AsyncSession, host: str, paused: bool) -> list[int]:
+    """Hold (or release) every delivery to a host without failing it. On resume, returns the
+    activity ids with due deliveries to that host, to wake after commit."""
+    host = host.lower()
+    record = await session.get(DestinationHost, host)
+    if record is None:
+        session.add(DestinationHost(host=host, paused=paused))
+    else:
+        record.paused = paused
+    await session.flush()
+    if paused:
+        return []
+    due = await session.scalars(
+        select(Delivery.activity_id)
+        .where(
+            Delivery.host == host,
+            Delivery.state.in_(("pending", "retrying")),
+            Delivery.next_attempt_at <= datetime.now(UTC),
+        )
+        .distinct()
+    )
+    return sorted(due.all())

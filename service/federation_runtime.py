@@ -21,6 +21,8 @@ from service.db.engine import Database
 from service.db.models import Account, BlockedDomain
 from service.host_rate_limit import HostRateLimiter
 from service.inbound_signatures import InboundSignatureVerifier
+from service.inbox_store import InboxWriter
+from service.job_queue import JobQueue
 from service.remote_documents import PublicKeyResolver, RemoteDocumentFetcher
 from service.settings import Settings
 
@@ -93,9 +95,12 @@ class FederationRuntime:
     client_limiter: HostRateLimiter | None
     blocked_domains: BlockedDomains
     account_ids: AccountIds
+    inbox_writer: InboxWriter
 
     @classmethod
-    def open(cls, settings: Settings, database: Database) -> FederationRuntime:
+    def open(
+        cls, settings: Settings, database: Database, queue: Callable[[], JobQueue | None]
+    ) -> FederationRuntime:
         fetcher = RemoteDocumentFetcher.from_settings(settings)
         resolver = PublicKeyResolver(fetcher)
         limiter = None
@@ -112,6 +117,7 @@ class FederationRuntime:
             client_limiter=limiter,
             blocked_domains=BlockedDomains(database),
             account_ids=AccountIds(database),
+            inbox_writer=InboxWriter(database, queue),
         )
 
     async def close(self) -> None:
@@ -121,7 +127,9 @@ class FederationRuntime:
 @asynccontextmanager
 async def federation_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Router lifespan: runs inside the app's, so the database already exists."""
-    runtime = FederationRuntime.open(app.state.settings, app.state.database)
+    runtime = FederationRuntime.open(
+        app.state.settings, app.state.database, lambda: app.state.queue
+    )
     app.state.federation = runtime
     try:
         yield

@@ -1,7 +1,19 @@
-"""Persisting received activities: one statement, idempotent by activity id."""
+"""Persisting received activities: idempotent by activity id, committed in groups.
+
+Inbox requests arriving together are written together: each request adds its row to the
+next batch and waits; one `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING`
+commits the whole batch in one round trip, and one job is enqueued for it. A request is
+answered only after its row is committed (and its processing enqueued), so nothing
+acknowledged is lost; a repeat of an activity id, in the same batch or later, is never
+stored twice.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,43 +22,110 @@ from sqlalchemy.dialects import postgresql, sqlite
 from federation.inbox_activities import InboxEnvelope
 from service.db.engine import Database
 from service.db.models import InboxActivity
+from service.job_queue import JobQueue
+
+log = logging.getLogger(__name__)
 
 PROCESS_TASK = "process_inbox_activity"
+PROCESS_BATCH_TASK = "process_inbox_activities"
+MAX_BATCH = 500
 
 
 def processing_job_id(inbox_activity_id: int) -> str:
     return f"inbox:{inbox_activity_id}"
 
 
-async def store_inbox_activity(
-    database: Database,
-    envelope: InboxEnvelope,
-    document: dict[str, Any],
-    *,
-    key_id: str,
-    account_id: int | None,
-) -> int | None:
-    """Insert the activity; return its row id, or None when that id was already received.
+def batch_job_id(inbox_activity_ids: Sequence[int]) -> str:
+    return f"inbox-batch:{inbox_activity_ids[0]}"
 
-    `INSERT ... ON CONFLICT DO NOTHING RETURNING id` is one round trip on both SQLite and
-    PostgreSQL, and a repeat delivery can never create a second row.
-    """
-    dialect_insert = postgresql.insert if not database.is_sqlite else sqlite.insert
-    statement = (
-        dialect_insert(InboxActivity)
-        .values(
-            activity_uri=envelope.activity_id,
-            account_id=account_id,
-            actor_uri=envelope.actor,
-            activity_type=envelope.activity_type,
-            document=document,
-            key_id=key_id[:2048],
-            state="received",
-            received_at=datetime.now(UTC),
+
+class InboxUnavailable(Exception):
+    """The activity could not be stored (database down); the sender should retry."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    values: dict[str, Any]
+    done: asyncio.Future[int | None]
+
+
+class InboxWriter:
+    def __init__(
+        self,
+        database: Database,
+        queue: Callable[[], JobQueue | None],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._database = database
+        self._queue = queue
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def store(
+        self,
+        envelope: InboxEnvelope,
+        document: dict[str, Any],
+        *,
+        key_id: str,
+        account_id: int | None,
+    ) -> int | None:
+        """Commit the activity and enqueue its processing; return its row id, or None when
+        that activity id was already received. Raises InboxUnavailable."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._pending.append(
+            _Pending(
+                {
+                    "activity_uri": envelope.activity_id,
+                    "account_id": account_id,
+                    "actor_uri": envelope.actor,
+                    "activity_type": envelope.activity_type,
+                    "document": document,
+                    "key_id": key_id[:2048],
+                    "state": "received",
+                    "received_at": datetime.now(UTC),
+                },
+                done,
+            )
         )
-        .on_conflict_do_nothing(index_elements=[InboxActivity.activity_uri])
-        .returning(InboxActivity.id)
-    )
-    async with database.engine.begin() as connection:
-        inserted = (await connection.execute(statement)).scalar_one_or_none()
-    return int(inserted) if inserted is not None else None
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        # One turn of the event loop lets the requests that arrived together join the batch.
+        await asyncio.sleep(0)
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                ids = await self._insert([item.values for item in batch])
+            except Exception as error:  # any driver error: the senders retry later
+                log.warning("storing %d inbox activities failed: %s", len(batch), error)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(InboxUnavailable(str(error)))
+                continue
+            new_ids = [row_id for row_id in ids if row_id is not None]
+            queue = self._queue()
+            if new_ids and queue is not None:
+                await queue.enqueue(PROCESS_BATCH_TASK, new_ids, job_id=batch_job_id(new_ids))
+            for item, row_id in zip(batch, ids, strict=True):
+                if not item.done.done():
+                    item.done.set_result(row_id)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> list[int | None]:
+        dialect_insert = sqlite.insert if self._database.is_sqlite else postgresql.insert
+        # One cached statement executed with many parameter sets: SQLAlchemy renders it as
+        # a single multi-row INSERT ("insertmanyvalues") without compiling it again.
+        statement = (
+            dialect_insert(InboxActivity)
+            .on_conflict_do_nothing(index_elements=[InboxActivity.activity_uri])
+            .returning(InboxActivity.id, InboxActivity.activity_uri)
+        )
+        async with self._database.engine.begin() as connection:
+            result = await connection.execute(statement, rows)
+            inserted = {str(uri): int(row_id) for row_id, uri in result}
+        # A row id goes to the first request carrying that activity id; repeats get None.
+        return [inserted.pop(str(row["activity_uri"]), None) for row in rows]

@@ -98,7 +98,11 @@ async def publish_activity(
         for inbox in inboxes
     ]
     if post is not None and isinstance(audience, str):
-        rows.extend(await _mastodon_target_rows(session, account, activity.id, ordering_key, due))
+        rows.extend(
+            await _mastodon_target_rows(
+                session, account, activity.id, ordering_key, due, created_at
+            )
+        )
     if rows:
         await session.execute(insert(Delivery), rows)
     return PublishedActivity(activity.id, activity_uri, len(rows))
@@ -110,6 +114,7 @@ async def _mastodon_target_rows(
     activity_id: int,
     ordering_key: str | None,
     due: datetime,
+    created_at: datetime,
 ) -> list[dict[str, Any]]:
     """Posts also go to the account's Mastodon targets (REST API), one delivery each."""
     targets = (
@@ -129,7 +134,7 @@ async def _mastodon_target_rows(
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": due,
-            "created_at": due,
+            "created_at": created_at,
             "mastodon_target_id": target.id,
         }
         for target in targets

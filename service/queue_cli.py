@@ -19,6 +19,7 @@ from service.delivery_admin import (
     retry_deliveries,
     wake_activities,
 )
+from service.destination_hosts import set_host_paused
 from service.job_queue import JobQueue
 from service.settings import get_settings
 
@@ -57,6 +58,18 @@ def _selection(ids: list[int] | None, host: str | None, all_dead: bool) -> Selec
         typer.echo("error: give delivery ids, --host or --all (exactly one)", err=True)
         raise typer.Exit(2)
     return Selection(delivery_ids=ids or (), host=host, all_dead=all_dead)
+
+
+async def _wake(activity_ids: list[int]) -> None:
+    settings = get_settings()
+    if not settings.redis_url or not activity_ids:
+        return
+    try:
+        queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
+    except OSError:
+        return  # the sweeper picks them up once Redis is back
+    await wake_activities(queue, activity_ids)
+    await queue.close()
 
 
 @queue_app.command("status")
@@ -120,18 +133,11 @@ def retry(
 ) -> None:
     """Start the retry schedule again for deliveries (ids, a host's, or every dead one)."""
     selection = _selection(ids, host, all_dead)
-    settings = get_settings()
 
     async def work(database: Database) -> list[int]:
         async with database.transaction() as session:
             woken = await retry_deliveries(session, selection)
-        if settings.redis_url:
-            try:
-                queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
-            except OSError:
-                return woken  # the sweeper picks them up once Redis is back
-            await wake_activities(queue, woken)
-            await queue.close()
+        await _wake(woken)
         return woken
 
     woken = _run(work)
@@ -154,6 +160,32 @@ def discard(
             return await discard_deliveries(session, selection)
 
     count = _run(work)
+    _echo({"discarded": count}, json_output, lambda: typer.echo(f"discarded {count} deliveries"))
+
+
+def _set_paused(host: str, paused: bool, json_output: bool) -> None:
+    async def work(database: Database) -> list[int]:
+        async with database.transaction() as session:
+            woken = await set_host_paused(session, host, paused)
+        await _wake(woken)
+        return woken
+
+    woken = _run(work)
+    state = "paused" if paused else "resumed"
     _echo(
-        {"discarded": count}, json_output, lambda: typer.echo(f"discarded {count} deliveries")
+        {"host": host.lower(), "paused": paused, "activities": len(woken)},
+        json_output,
+        lambda: typer.echo(f"{state} deliveries to {host.lower()}"),
     )
+
+
+@queue_app.command("pause-host")
+def pause_host(host: str, json_output: JsonOpt = False) -> None:
+    """Hold every delivery to a host (nothing fails; resume releases them)."""
+    _set_paused(host, True, json_output)
+
+
+@queue_app.command("resume-host")
+def resume_host(host: str, json_output: JsonOpt = False) -> None:
+    """Release the deliveries held for a paused host."""
+    _set_paused(host, False, json_output)

@@ -1,26 +1,22 @@
 """The request path of every webhook: persist the raw delivery once, then hand it to a worker.
 
 One statement stores the delivery (a conflict on (source, delivery key) means it was seen
-before); rendering and publishing happen in the worker, so the answer is fast.
+before), batched with concurrent ones; rendering and publishing happen in the worker, so the
+answer is fast.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from service.db.engine import Database
-from service.db.models import WebhookEvent
 from service.job_queue import JobQueue
 from service.problems import Problem
+from service.webhook_batches import PendingDelivery, StoredDelivery, WebhookEventWriter
 
-PROCESS_WEBHOOK_TASK = "process_webhook_event"
+PROCESS_WEBHOOKS_TASK = "process_webhook_events"
 _MAX_DELIVERY_KEY = 200
 # Headers worth keeping with the raw body; signatures are not among them.
 KEPT_HEADERS = (
@@ -36,14 +32,6 @@ KEPT_HEADERS = (
     "x-github-delivery",
     "x-github-hook-id",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDelivery:
-    event_id: int
-    duplicate: bool
-    state: str
-    result: dict[str, Any] | None
 
 
 def body_digest_key(body: bytes) -> str:
@@ -69,7 +57,21 @@ def kept_headers(headers: Any) -> dict[str, str]:
     return {name: headers[name] for name in KEPT_HEADERS if name in headers}
 
 
+def webhook_writer(state: Any, database: Database) -> WebhookEventWriter:
+    """The application's one writer (created on first use, bound to its database)."""
+    writer: WebhookEventWriter | None = getattr(state, "webhook_writer", None)
+    if writer is None or writer.database is not database:
+
+        async def wake_workers(event_ids: list[int]) -> None:
+            await enqueue_processing(getattr(state, "queue", None), event_ids)
+
+        writer = WebhookEventWriter(database, wake_workers)
+        state.webhook_writer = writer
+    return writer
+
+
 async def store_webhook_event(
+    state: Any,
     database: Database,
     *,
     source: str,
@@ -78,34 +80,12 @@ async def store_webhook_event(
     headers: dict[str, str],
     body: bytes,
 ) -> StoredDelivery:
-    insert = sqlite_insert if database.is_sqlite else postgresql_insert
-    statement = (
-        insert(WebhookEvent)
-        .values(
-            source=source,
-            delivery_key=key,
-            event_type=event_type[:64],
-            headers=headers,
-            body=body,
-            state="received",
-        )
-        .on_conflict_do_nothing(index_elements=["source", "delivery_key"])
-        .returning(WebhookEvent.id)
-    )
-    async with database.engine.begin() as connection:
-        new_id = (await connection.execute(statement)).scalar_one_or_none()
-        if new_id is not None:
-            return StoredDelivery(int(new_id), False, "received", None)
-        earlier = (
-            await connection.execute(
-                select(WebhookEvent.id, WebhookEvent.state, WebhookEvent.result).where(
-                    WebhookEvent.source == source, WebhookEvent.delivery_key == key
-                )
-            )
-        ).one()
-    return StoredDelivery(int(earlier.id), True, str(earlier.state), earlier.result)
+    delivery = PendingDelivery(source, key, event_type, headers, body)
+    return await webhook_writer(state, database).store(delivery)
 
 
-async def enqueue_processing(queue: JobQueue | None, event_id: int) -> None:
-    if queue is not None:
-        await queue.enqueue(PROCESS_WEBHOOK_TASK, event_id, job_id=f"webhook:{event_id}")
+async def enqueue_processing(queue: JobQueue | None, event_ids: list[int]) -> None:
+    """One job for a batch of stored deliveries (processing each is idempotent)."""
+    if queue is not None and event_ids:
+        job_id = f"webhooks:{event_ids[0]}-{event_ids[-1]}:{len(event_ids)}"
+        await queue.enqueue(PROCESS_WEBHOOKS_TASK, event_ids, job_id=job_id)

@@ -103,6 +103,5 @@ async def requeue_stale_events(database: Database, queue: JobQueue | None) -> in
             .limit(SWEEP_BATCH)
         )
         event_ids = list(rows.scalars())
-    for event_id in event_ids:
-        await enqueue_processing(queue, event_id)
+    await enqueue_processing(queue, event_ids)
     return len(event_ids)

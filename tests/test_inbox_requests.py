@@ -7,6 +7,7 @@ object on another origin is 403.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,7 +68,7 @@ async def test_signed_activity_is_stored_and_enqueued(
     assert row.state == "received"
     assert row.key_id == actor.key_id
     assert row.account_id is None
-    assert await redis.exists(f"arq:job:inbox:{row.id}") == 1
+    assert await redis.exists(f"arq:job:inbox-batch:{row.id}") == 1
 
 
 async def test_repeated_activity_is_accepted_once(
@@ -79,6 +80,22 @@ async def test_repeated_activity_is_accepted_once(
     second = await post_signed(client, settings, actor, activity)
     assert (first.status_code, second.status_code) == (202, 202)
     assert await inbox_rows(database) == 1
+
+
+async def test_concurrent_requests_are_stored_together_and_each_once(
+    client: httpx.AsyncClient, settings: Settings, database: Database, fleet: Fleet, redis: Redis
+) -> None:
+    actors = [fleet.actor(host, number) for host in range(2) for number in range(3)]
+    activities = [like_of(actor, settings) for actor in actors]
+    sends = [post_signed(client, settings, a, doc) for a, doc in zip(actors, activities)]
+    repeats = [post_signed(client, settings, a, doc) for a, doc in zip(actors, activities)]
+    responses = await asyncio.gather(*sends, *repeats)
+    assert {response.status_code for response in responses} == {202}
+    async with database.session() as session:
+        rows = (await session.execute(select(InboxActivity))).scalars().all()
+    assert sorted(row.activity_uri for row in rows) == sorted(doc["id"] for doc in activities)
+    batches = [key async for key in redis.scan_iter("arq:job:inbox-batch:*")]
+    assert batches
 
 
 async def test_account_inbox_records_the_account(

@@ -238,3 +238,22 @@ async def test_worker_processes_an_accepted_delivery(client, database, settings,
     assert answer.json()["event_id"] == accepted.json()["event_id"]
     assert answer.json()["status"] == "processed"
     assert (await row_counts(database))["activities"] == 1
+
+
+async def test_concurrent_deliveries_are_each_stored_once(client, database):
+    distinct = [send_cms(client, cms_body(source_id=f"p{i}")) for i in range(40)]
+    repeated = [send_cms(client, cms_body(), message_id="msg_dup") for _ in range(5)]
+    responses = await asyncio.gather(*distinct, *repeated)
+    statuses = [response.status_code for response in responses]
+    assert statuses[:40] == [202] * 40
+    assert sorted(statuses[40:]) == [200, 200, 200, 200, 202]
+    assert (await row_counts(database))["webhook_events"] == 41
+
+
+async def test_cms_schema_and_examples_are_in_the_openapi_document(client):
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/hooks/cms"]["post"]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    assert {"event", "source_id"} <= set(schema["required"])
+    assert schema["examples"][0]["event"] == "published"
+    assert "$ref" not in json.dumps(schema)

@@ -1,6 +1,7 @@
 """Worker tasks for received activities, and the crons around them.
 
-* `process_inbox_activity(id)`: apply one stored activity (enqueued by the inbox).
+* `process_inbox_activities(ids)`: apply a batch the inbox stored together;
+  `process_inbox_activity(id)` one activity (the sweeper's unit).
 * `sweep_received_inbox` (every minute): enqueue activities still `received` after a
   while, e.g. because Redis was down when they arrived.
 * `take_follower_snapshots` (daily, and at worker start): one FollowerSnapshot per
@@ -53,6 +54,19 @@ async def process_inbox_activity(ctx: dict[str, Any], inbox_activity_id: int) ->
     worker = context_of(ctx)
     processor: InboxProcessor = worker["resources"][_PROCESSOR]
     return await processor.process(inbox_activity_id, worker["queue"])
+
+
+async def process_inbox_activities(
+    ctx: dict[str, Any], inbox_activity_ids: list[int]
+) -> dict[str, int]:
+    """A batch stored together by the inbox; each activity is applied on its own."""
+    worker = context_of(ctx)
+    processor: InboxProcessor = worker["resources"][_PROCESSOR]
+    outcomes: dict[str, int] = {}
+    for row_id in inbox_activity_ids:
+        state = await processor.process(int(row_id), worker["queue"])
+        outcomes[state or "skipped"] = outcomes.get(state or "skipped", 0) + 1
+    return outcomes
 
 
 async def sweep_received_inbox(ctx: dict[str, Any]) -> int:
@@ -127,7 +141,7 @@ async def prune_inbox_activities(ctx: dict[str, Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-TASKS = [process_inbox_activity]
+TASKS = [process_inbox_activity, process_inbox_activities]
 CRON_JOBS = [
     cron(sweep_received_inbox, second={13}, run_at_startup=True),
     cron(take_follower_snapshots, hour={0}, minute={5}, second={0}, run_at_startup=True),

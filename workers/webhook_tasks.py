@@ -11,11 +11,16 @@ from service.webhook_processing import requeue_stale_events
 from workers.context import context_of
 
 
-async def process_webhook_event(ctx: dict[str, Any], event_id: int) -> dict[str, Any] | None:
+async def process_webhook_events(ctx: dict[str, Any], event_ids: list[int]) -> int:
+    """Process stored deliveries in arrival order; returns how many this job processed."""
     worker = context_of(ctx)
-    return await process_stored_event(
-        worker["database"], worker["queue"], worker["urls"], worker["settings"], event_id
-    )
+    processed = 0
+    for event_id in event_ids:
+        result = await process_stored_event(
+            worker["database"], worker["queue"], worker["urls"], worker["settings"], event_id
+        )
+        processed += result is not None
+    return processed
 
 
 async def sweep_received_webhooks(ctx: dict[str, Any]) -> int:
@@ -23,7 +28,7 @@ async def sweep_received_webhooks(ctx: dict[str, Any]) -> int:
     return await requeue_stale_events(worker["database"], worker["queue"])
 
 
-TASKS = [process_webhook_event]
+TASKS = [process_webhook_events]
 CRON_JOBS = [
     cron(sweep_received_webhooks, second={0, 15, 30, 45}, run_at_startup=True, unique=True)
 ]

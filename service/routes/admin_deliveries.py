@@ -21,6 +21,7 @@ from service.delivery_admin import (
     wake_activities,
 )
 from service.dependencies import AdminDep, DatabaseDep, QueueDep, SessionDep
+from service.destination_hosts import set_host_paused
 from service.problems import Problem
 
 router = APIRouter(prefix="/api/admin", tags=["admin: deliveries"], dependencies=[AdminDep])
@@ -116,6 +117,21 @@ async def discard_many(body: BulkSelection, database: DatabaseDep) -> dict[str, 
     async with database.transaction() as session:
         count = await discard_deliveries(session, body.selection())
     return {"discarded": count}
+
+
+@router.post("/hosts/{host}/pause", summary="Hold every delivery to a host (nothing fails)")
+async def pause_host(host: str, database: DatabaseDep, queue: QueueDep) -> dict[str, Any]:
+    async with database.transaction() as session:
+        await set_host_paused(session, host, True)
+    return {"host": host.lower(), "paused": True}
+
+
+@router.post("/hosts/{host}/resume", summary="Release a paused host's deliveries")
+async def resume_host(host: str, database: DatabaseDep, queue: QueueDep) -> dict[str, Any]:
+    async with database.transaction() as session:
+        woken = await set_host_paused(session, host, False)
+    await wake_activities(queue, woken)
+    return {"host": host.lower(), "paused": False, "activities": len(woken)}
 
 
 @router.get("/activities/{activity_id}/deliveries", summary="Per-inbox delivery record")

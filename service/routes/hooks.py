@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from federation.forge_events import FORGEJO, GITHUB, parse_forge_event
 from federation.ghost_events import GHOST, parse_ghost_event
 from federation.source_events import IgnoredEvent, ParsedWebhook, PayloadError, SourceEvent
+from federation.urls import InstanceUrls
 from federation.webhook_signatures import (
     WebhookSignatureError,
     verify_forge_webhook,
@@ -26,13 +27,13 @@ from federation.webhook_signatures import (
     verify_github_webhook,
     verify_standard_webhook,
 )
-from service.dependencies import DatabaseDep, QueueDep, SettingsDep, UrlsDep
+from service.db.engine import Database
 from service.post_preview import preview_events
 from service.problems import Problem, validation_problem
+from service.settings import Settings
 from service.webhook_intake import (
     body_digest_key,
     delivery_key,
-    enqueue_processing,
     kept_headers,
     parse_json_body,
     store_webhook_event,
@@ -63,6 +64,12 @@ def _authentic(check: Any, **arguments: Any) -> None:
         raise Problem(401, exc.reason, type_="invalid-signature") from exc
 
 
+def _settings(request: Request) -> Settings:
+    # Read from the app state directly: FastAPI would run sync dependencies in a thread.
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def _dry_run_requested(request: Request) -> bool:
     return request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
 
@@ -83,9 +90,6 @@ def _ignored(reason: str) -> JSONResponse:
 
 async def _accept(
     request: Request,
-    database: DatabaseDep,
-    queue: QueueDep,
-    urls: UrlsDep,
     *,
     source: str,
     key: str,
@@ -96,9 +100,12 @@ async def _accept(
 ) -> JSONResponse:
     if isinstance(parsed, IgnoredEvent):
         return _ignored(parsed.reason)
+    state = request.app.state
+    database: Database = state.database
     if dry_run:
-        return await _dry_run(database, urls, parsed)
+        return await _dry_run(database, state.urls, parsed)
     stored = await store_webhook_event(
+        state,
         database,
         source=source,
         key=key,
@@ -109,11 +116,12 @@ async def _accept(
     if stored.duplicate:
         answer = WebhookAnswer(status=stored.state, event_id=stored.event_id, result=stored.result)
         return JSONResponse(answer.model_dump(exclude_none=True), status_code=200)
-    await enqueue_processing(queue, stored.event_id)
     return JSONResponse({"status": "accepted", "event_id": stored.event_id}, status_code=202)
 
 
-async def _dry_run(database: DatabaseDep, urls: UrlsDep, events: list[SourceEvent]) -> JSONResponse:
+async def _dry_run(
+    database: Database, urls: InstanceUrls, events: list[SourceEvent]
+) -> JSONResponse:
     async with database.session() as session:
         previews = await preview_events(session, urls, events)
     return JSONResponse({"status": "dry_run", "previews": previews}, status_code=200)
@@ -134,11 +142,8 @@ async def _dry_run(database: DatabaseDep, urls: UrlsDep, events: list[SourceEven
 )
 async def cms_hook(
     request: Request,
-    database: DatabaseDep,
-    queue: QueueDep,
-    urls: UrlsDep,
-    settings: SettingsDep,
 ) -> JSONResponse:
+    settings = _settings(request)
     body = await request.body()
     headers = request.headers
     _authentic(
@@ -161,9 +166,6 @@ async def cms_hook(
         raise validation_problem([dict(error) for error in exc.errors()]) from exc
     return await _accept(
         request,
-        database,
-        queue,
-        urls,
         source="cms",
         key=delivery_key(headers.get("webhook-id"), body),
         event_type=cms_event.event,
@@ -176,12 +178,9 @@ async def cms_hook(
 @router.post("/ghost", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
 async def ghost_hook(
     request: Request,
-    database: DatabaseDep,
-    queue: QueueDep,
-    urls: UrlsDep,
-    settings: SettingsDep,
 ) -> JSONResponse:
     """A Ghost `post.*`/`page.*` webhook, signed with `X-Ghost-Signature`."""
+    settings = _settings(request)
     body = await request.body()
     _authentic(
         verify_ghost_webhook,
@@ -197,9 +196,6 @@ async def ghost_hook(
     event_type = f"post.{parsed[0].action}" if isinstance(parsed, list) else "ignored"
     return await _accept(
         request,
-        database,
-        queue,
-        urls,
         source=GHOST,
         key=body_digest_key(body),
         event_type=event_type,
@@ -212,12 +208,9 @@ async def ghost_hook(
 @router.post("/forgejo", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
 async def forgejo_hook(
     request: Request,
-    database: DatabaseDep,
-    queue: QueueDep,
-    urls: UrlsDep,
-    settings: SettingsDep,
 ) -> JSONResponse:
     """A Forgejo or Gitea webhook: releases and tag creation."""
+    settings = _settings(request)
     body = await request.body()
     headers = request.headers
     _authentic(
@@ -235,9 +228,6 @@ async def forgejo_hook(
         raise _schema_problem(exc) from exc
     return await _accept(
         request,
-        database,
-        queue,
-        urls,
         source=FORGEJO,
         key=delivery_key(
             headers.get("x-forgejo-delivery") or headers.get("x-gitea-delivery"), body
@@ -252,12 +242,9 @@ async def forgejo_hook(
 @router.post("/github", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
 async def github_hook(
     request: Request,
-    database: DatabaseDep,
-    queue: QueueDep,
-    urls: UrlsDep,
-    settings: SettingsDep,
 ) -> JSONResponse:
     """A GitHub webhook: releases, tag creation, stars (and their milestones)."""
+    settings = _settings(request)
     body = await request.body()
     headers = request.headers
     _authentic(
@@ -275,9 +262,6 @@ async def github_hook(
         raise _schema_problem(exc) from exc
     return await _accept(
         request,
-        database,
-        queue,
-        urls,
         source=GITHUB,
         key=delivery_key(headers.get("x-github-delivery"), body),
         event_type=event_name,

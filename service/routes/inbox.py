@@ -13,7 +13,8 @@ order, each step answering before any more expensive one runs:
 6. the body is JSON (400), an activity whose `actor` owns the key (401) and whose ids
    are on the actor's origin (403)
 7. the activity is stored, once per activity id (a repeat answers 202 and changes
-   nothing), and its processing enqueued; if Redis is away the sweeper enqueues it later
+   nothing), and its processing enqueued; if Redis is away the sweeper enqueues it later.
+   Concurrent requests are committed together (`InboxWriter`), one statement per batch
 
 Every signature failure is a 401, including a body whose digest does not match: the
 request is not authenticated, whichever part of it was altered.
@@ -37,8 +38,7 @@ from federation.signature_errors import SignatureError
 from federation.signature_verification import parse_signature
 from service.federation_runtime import federation_lifespan, request_url, runtime_of
 from service.inbound_signatures import KeyUnavailable
-from service.inbox_store import PROCESS_TASK, processing_job_id, store_inbox_activity
-from service.job_queue import JobQueue
+from service.inbox_store import InboxUnavailable
 from service.problems import Problem
 from service.settings import Settings
 from service.signature_problems import SIGNATURE_CHALLENGE, unauthorized_problem
@@ -116,17 +116,17 @@ async def _receive(
         raise Problem(
             rejection.status, rejection.detail, type_=rejection.reason, headers=headers_out
         ) from rejection
-    row_id = await store_inbox_activity(
-        request.app.state.database,
-        envelope,
-        document,
-        key_id=signer.key_id,
-        account_id=account_id,
-    )
-    if row_id is not None:
-        queue: JobQueue | None = request.app.state.queue
-        if queue is not None:
-            await queue.enqueue(PROCESS_TASK, row_id, job_id=processing_job_id(row_id))
+    try:
+        await runtime.inbox_writer.store(
+            envelope, document, key_id=signer.key_id, account_id=account_id
+        )
+    except InboxUnavailable as error:
+        raise Problem(
+            503,
+            "The activity could not be stored; retry later",
+            type_="inbox-unavailable",
+            headers={"Retry-After": "30"},
+        ) from error
     return Response(status_code=202)
 
 
