@@ -63,6 +63,7 @@ async def fuzz(max_examples: int = 25, time_limit: float = 300.0) -> dict[str, A
         }
     )
     return {
+        "name": "API fuzzing (schemathesis, admin and webhook APIs)",
         "verdict": "pass" if completed.returncode == 0 else "fail",
         "exit_code": completed.returncode,
         "max_examples": max_examples,

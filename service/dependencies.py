@@ -17,22 +17,22 @@ from service.problems import Problem
 from service.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_queue(request: Request) -> JobQueue | None:
+async def get_queue(request: Request) -> JobQueue | None:
     queue: JobQueue | None = request.app.state.queue
     return queue
 
 
-def get_urls(request: Request) -> InstanceUrls:
+async def get_urls(request: Request) -> InstanceUrls:
     urls: InstanceUrls = request.app.state.urls
     return urls
 
@@ -50,7 +50,7 @@ def admin_token_matches(settings: Settings, presented: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), settings.admin_token.encode())
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if not settings.admin_token:
         raise Problem(

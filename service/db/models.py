@@ -265,6 +265,11 @@ class InboxActivity(Base):
     """A verified activity received in an inbox, persisted before the 202 answer."""
 
     __tablename__ = "inbox_activities"
+    __table_args__ = (
+        # The sweeper looks for rows still `received`; erasing a deleted actor finds its rows.
+        Index("ix_inbox_activities_state_received", "state", "received_at"),
+        Index("ix_inbox_activities_actor", "actor_uri"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
