@@ -155,6 +155,36 @@ class FollowReport:
     failed: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class BurstReport:
+    """What :meth:`Fleet.burst` sent and how the relay answered."""
+
+    sent: int
+    statuses: dict[str, int]
+    started_at: float  # time.monotonic() when the first request went out
+    seconds: float
+    latencies: list[float]  # seconds, sorted
+
+    def percentile_ms(self, share: float) -> float | None:
+        if not self.latencies:
+            return None
+        index = min(len(self.latencies) - 1, round(share * (len(self.latencies) - 1)))
+        return round(self.latencies[index] * 1000, 2)
+
+    def summary(self) -> dict[str, Any]:
+        accepted = sum(n for status, n in self.statuses.items() if status.startswith("2"))
+        return {
+            "sent": self.sent,
+            "accepted": accepted,
+            "statuses": self.statuses,
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(accepted / self.seconds, 1) if self.seconds > 0 else None,
+            "p50_ms": self.percentile_ms(0.5),
+            "p99_ms": self.percentile_ms(0.99),
+        }
+
+
 def loopback_addresses(first: str, count: int) -> list[str]:
     """``count`` addresses from ``first`` upward, skipping .0 and .255 in the last octet."""
     octets = [int(part) for part in first.split(".")]
@@ -459,7 +489,10 @@ class Fleet:
             return web.Response(status=503)
         if kind is FaultKind.SLOW_BODY:
             answered = await handler(request)
-            return await self._slow_response(request, answered.status, fault.fault)
+            # A slow_body fault with an error status trickles an error page instead of the
+            # handler's answer (a client reads an error body; it may leave a 2xx body unread).
+            status = answered.status if fault.fault.status < 300 else fault.fault.status
+            return await self._slow_response(request, status, fault.fault)
         if kind is FaultKind.FAIL_FIRST:
             fault.remaining -= 1
         headers = {"Retry-After": fault.fault.retry_after} if fault.fault.retry_after else None
@@ -728,6 +761,73 @@ class Fleet:
         if rejected:
             raise FleetError(f"the relay rejected {rejected} follows")
         return sum(1 for state in self._follows.values() if state.accepted)
+
+    async def burst(
+        self,
+        relay_actor_url: str,
+        count: int,
+        *,
+        kinds: Sequence[str] = ("Like", "Follow"),
+        object_id: str | None = None,
+        concurrency: int = 64,
+        max_seconds: float = 120.0,
+    ) -> BurstReport:
+        """Send ``count`` activities (cycling through ``kinds`` and through every actor) to the
+        relay's shared inbox as fast as it takes them, each signed before the clock starts,
+        so the measured window holds only the relay's work and the HTTP round trips.
+
+        A Follow sent this way is not tracked for its Accept (see :meth:`follow`)."""
+        if not self.followers:
+            raise FleetError("the fleet has no follower actors")
+        peer = await self.discover(relay_actor_url)
+        inbox = peer.delivery_inbox
+        target = object_id or peer.actor_id
+        prepared: list[tuple[bytes, dict[str, str]]] = []
+        for number in range(min(count, 200_000)):
+            actor = self.followers[number % len(self.followers)]
+            kind = kinds[number % len(kinds)]
+            activity = self._activity(actor, kind, peer.actor_id if kind == "Follow" else target)
+            body = json.dumps(activity).encode("utf-8")
+            headers = sign_request(
+                method="POST",
+                url=inbox,
+                private_key=actor.key.private_key,
+                key_id=actor.key_id,
+                body=body,
+            )
+            headers["Content-Type"] = ACTIVITY_JSON
+            prepared.append((body, headers))
+        statuses: Counter[str] = Counter()
+        latencies: list[float] = []
+        queue = iter(prepared)
+        target_url = URL(inbox, encoded=True)
+        started = time.monotonic()
+        deadline = started + max_seconds
+
+        async def sender() -> None:
+            for body, headers in queue:
+                if time.monotonic() > deadline:
+                    statuses["not sent (time limit)"] += 1
+                    continue
+                sent_at = time.monotonic()
+                try:
+                    async with self._client().post(
+                        target_url, data=body, headers=headers
+                    ) as response:
+                        await response.read()
+                        statuses[str(response.status)] += 1
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    statuses[type(error).__name__] += 1
+                latencies.append(time.monotonic() - sent_at)
+
+        await asyncio.gather(*(sender() for _ in range(max(1, concurrency))))
+        return BurstReport(
+            sent=len(prepared),
+            statuses=dict(statuses),
+            started_at=started,
+            seconds=time.monotonic() - started,
+            latencies=sorted(latencies),
+        )
 
     @property
     def follows_accepted(self) -> int:

@@ -10,6 +10,7 @@ Control API (JSON in, JSON out)::
     GET    /state                        counts: arrivals, verified, failures, duplicates, follows
     GET    /arrivals?since=N&limit=L     arrival summaries from index N
     POST   /follow          {"relay_actor": url}
+    POST   /burst           {"relay_actor": url, "count": n, "kinds": [...], "concurrency": c}
     POST   /wait_for_accepts {"timeout": s}
     POST   /wait_for        {"activity_id": id, "count": n, "timeout": s}
     POST   /faults          {"kind": "server_error", "fraction": 0.1, "duration": 5, ...}
@@ -121,6 +122,22 @@ async def _follow(request: web.Request) -> web.Response:
     return web.json_response({"sent": report.sent, "failed": report.failed})
 
 
+async def _burst(request: web.Request) -> web.Response:
+    data = await _read_json(request)
+    try:
+        report = await request.app[_FLEET_KEY].burst(
+            data["relay_actor"],
+            int(data["count"]),
+            kinds=tuple(data.get("kinds", ("Like", "Follow"))),
+            object_id=data.get("object_id"),
+            concurrency=int(data.get("concurrency", 64)),
+            max_seconds=min(float(data.get("max_seconds", 120.0)), _MAX_WAIT_SECONDS),
+        )
+    except (KeyError, ValueError, FleetError) as error:
+        return web.json_response({"error": str(error)}, status=400)
+    return web.json_response(report.summary())
+
+
 async def _wait_for_accepts(request: web.Request) -> web.Response:
     data = await _read_json(request)
     try:
@@ -174,6 +191,7 @@ def control_app(fleet: Fleet, stop: asyncio.Event) -> web.Application:
     app.router.add_get("/state", _state)
     app.router.add_get("/arrivals", _arrivals)
     app.router.add_post("/follow", _follow)
+    app.router.add_post("/burst", _burst)
     app.router.add_post("/wait_for_accepts", _wait_for_accepts)
     app.router.add_post("/wait_for", _wait_for)
     app.router.add_post("/faults", _inject)
@@ -318,6 +336,10 @@ class RemoteFleet:
 
     async def follow(self, relay_actor_url: str) -> dict[str, Any]:
         return dict(await self._call("POST", "/follow", {"relay_actor": relay_actor_url}))
+
+    async def burst(self, relay_actor_url: str, count: int, **options: Any) -> dict[str, Any]:
+        body = {"relay_actor": relay_actor_url, "count": count, **options}
+        return dict(await self._call("POST", "/burst", body))
 
     async def wait_for_accepts(self, timeout: float) -> int:  # noqa: ASYNC109
         data = await self._call("POST", "/wait_for_accepts", {"timeout": timeout})

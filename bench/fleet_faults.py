@@ -48,12 +48,17 @@ class Fault:
 
     @classmethod
     def slow_body(
-        cls, byte_interval: float = 1.0, body_bytes: int = 16, inbox_only: bool = False
+        cls,
+        byte_interval: float = 1.0,
+        body_bytes: int = 16,
+        inbox_only: bool = False,
+        status: int = 202,
     ) -> Fault:
-        """Accept the request, then send the response body one byte per ``byte_interval``."""
+        """Answer (the handler's status, or ``status`` when it is an error), then send the
+        body one byte per ``byte_interval``."""
         return cls(
             FaultKind.SLOW_BODY,
-            status=202,
+            status=status,
             byte_interval=byte_interval,
             body_bytes=body_bytes,
             inbox_only=inbox_only,

@@ -20,8 +20,7 @@ class KeyPairPem:
     public_pem: str
 
 
-def generate_rsa_key_pair() -> KeyPairPem:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+def _pem_pair(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> KeyPairPem:
     return KeyPairPem(
         private_pem=key.private_bytes(
             serialization.Encoding.PEM,
@@ -32,20 +31,14 @@ def generate_rsa_key_pair() -> KeyPairPem:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode("ascii"),
     )
+
+
+def generate_rsa_key_pair() -> KeyPairPem:
+    return _pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS))
 
 
 def generate_ed25519_key_pair() -> KeyPairPem:
-    key = ed25519.Ed25519PrivateKey.generate()
-    return KeyPairPem(
-        private_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii"),
-        public_pem=key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode("ascii"),
-    )
+    return _pem_pair(ed25519.Ed25519PrivateKey.generate())
 
 
 @lru_cache(maxsize=4096)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from federation.handles import InvalidHandle, validate_handle
 from federation.urls import InstanceUrls
@@ -13,6 +13,7 @@ from service.db.models import Account
 
 ActorType = Literal["Service", "Organization", "Person", "Application", "Group"]
 ObjectType = Literal["Note", "Article"]
+NULLABLE_COLUMNS = frozenset({"avatar_url", "header_url", "language"})
 
 
 class ProfileFieldModel(BaseModel):
@@ -40,6 +41,14 @@ class AccountChanges(BaseModel):
     object_type: ObjectType | None = None
     max_post_length: int | None = Field(None, ge=50, le=100_000)
     language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)*$")
+
+    @model_validator(mode="after")
+    def _no_null_for_required_columns(self) -> AccountChanges:
+        # Absent means "leave as is"; an explicit null may only clear a column that allows it.
+        for name in self.model_fields_set:
+            if getattr(self, name) is None and name not in NULLABLE_COLUMNS:
+                raise ValueError(f"{name} may not be null")
+        return self
 
     def to_columns(self) -> dict[str, object]:
         columns: dict[str, object] = {}

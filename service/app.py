@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.urls = InstanceUrls(settings.base_url)
     install_problem_handlers(app)
+    # First: routes are matched in order, and webhooks are the high-volume path.
+    app.include_router(hooks.router)
     for router in (health.router, discovery.router, feeds.router, actors.router, admin_accounts.router):
         app.include_router(router)
     for router in (inbox.router, collections.router, objects.router, admin_federation.router):
@@ -64,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (metrics_routes.router, admin_monitoring.router, dashboard.router):
         app.include_router(router)
     app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
-    for router in (hooks.router, admin_posts.router, admin_routing.router, preview.router):
+    for router in (admin_posts.router, admin_routing.router, preview.router):
         app.include_router(router)
     for router in (admin_migration.router, admin_featured.router, admin_analytics.router, admin_feeds.router):
         app.include_router(router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -10,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +18,7 @@ from federation.handles import InvalidHandle
 from federation.urls import InstanceUrls
 from service.account_schemas import AccountChanges, AccountCreate, AccountView
 from service.account_store import AccountExists, AccountNotFound, AccountStore
+from service.cli_runtime import cli_failure, run_with_database
 from service.db.engine import Database
 from service.db.migrate import upgrade
 from service.queue_cli import queue_app
@@ -31,26 +29,7 @@ accounts_app = typer.Typer(help="Manage accounts (fediverse actors).", no_args_i
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(queue_app, name="queue")
 
-T = TypeVar("T")
 DEMO_HANDLE = "demo"
-
-
-def _run(coroutine_factory: Callable[[Database], Awaitable[T]]) -> T:
-    settings = get_settings()
-
-    async def runner() -> T:
-        database = Database(settings.effective_database_url)
-        try:
-            return await coroutine_factory(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(runner())
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _print_account(view: AccountView, as_json: bool) -> None:
@@ -102,11 +81,9 @@ def worker(
     try:
         options = worker_settings(settings)
     except RuntimeError as exc:
-        raise _fail(str(exc)) from exc
+        raise cli_failure(str(exc)) from exc
     if check:
-        raise typer.Exit(
-            check_health(options["redis_settings"], options["health_check_key"])
-        )
+        raise typer.Exit(check_health(options["redis_settings"], options["health_check_key"]))
     run_worker(options)  # type: ignore[arg-type]
 
 
@@ -121,7 +98,7 @@ def accounts_list(json_output: Annotated[bool, typer.Option("--json")] = False) 
             accounts = await AccountStore(session).list()
             return [AccountView.of(a, urls, settings.effective_domain) for a in accounts]
 
-    views = _run(work)
+    views = run_with_database(work)
     if json_output:
         typer.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
         return
@@ -137,7 +114,7 @@ def _parse_changes(options: dict[str, Any], model: type[AccountChanges]) -> Acco
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
-        raise _fail(problems, 2) from exc
+        raise cli_failure(problems, 2) from exc
 
 
 def _profile_options(
@@ -156,7 +133,7 @@ def _profile_options(
         for item in field:
             name, separator, value = item.partition("=")
             if not separator:
-                raise _fail(f"--field takes NAME=VALUE, got '{item}'", 2)
+                raise cli_failure(f"--field takes NAME=VALUE, got '{item}'", 2)
             fields.append({"name": name, "value": value})
     return {
         "display_name": display_name,
@@ -209,14 +186,16 @@ def accounts_create(
         async with database.transaction() as session:
             account = await AccountStore(session).create(body.handle, **body.to_columns())
             await session.refresh(account, ["keys"])
-            return AccountView.of(account, InstanceUrls(settings.base_url), settings.effective_domain)
+            return AccountView.of(
+                account, InstanceUrls(settings.base_url), settings.effective_domain
+            )
 
     try:
-        view = _run(work)
+        view = run_with_database(work)
     except AccountExists as exc:
-        raise _fail(f"account '{handle}' already exists") from exc
+        raise cli_failure(f"account '{handle}' already exists") from exc
     except InvalidHandle as exc:
-        raise _fail(str(exc), 2) from exc
+        raise cli_failure(str(exc), 2) from exc
     _print_account(view, json_output)
 
 
@@ -228,12 +207,14 @@ def accounts_show(handle: str, json_output: JsonOpt = False) -> None:
     async def work(database: Database) -> AccountView:
         async with database.session() as session:
             account = await AccountStore(session).get(handle)
-            return AccountView.of(account, InstanceUrls(settings.base_url), settings.effective_domain)
+            return AccountView.of(
+                account, InstanceUrls(settings.base_url), settings.effective_domain
+            )
 
     try:
-        view = _run(work)
+        view = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     if json_output:
         _print_account(view, True)
         return
@@ -268,12 +249,14 @@ def accounts_update(
     async def work(database: Database) -> AccountView:
         async with database.transaction() as session:
             account = await AccountStore(session).update(handle, **changes.to_columns())
-            return AccountView.of(account, InstanceUrls(settings.base_url), settings.effective_domain)
+            return AccountView.of(
+                account, InstanceUrls(settings.base_url), settings.effective_domain
+            )
 
     try:
-        view = _run(work)
+        view = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     _print_account(view, json_output)
 
 
@@ -290,9 +273,9 @@ def accounts_delete(
             await AccountStore(session).delete(handle)
 
     try:
-        _run(work)
+        run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     typer.echo(f"deleted {handle}")
 
 
@@ -304,12 +287,14 @@ def accounts_rotate_keys(handle: str, json_output: JsonOpt = False) -> None:
     async def work(database: Database) -> AccountView:
         async with database.transaction() as session:
             account = await AccountStore(session).rotate_keys(handle)
-            return AccountView.of(account, InstanceUrls(settings.base_url), settings.effective_domain)
+            return AccountView.of(
+                account, InstanceUrls(settings.base_url), settings.effective_domain
+            )
 
     try:
-        view = _run(work)
+        view = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     if json_output:
         _print_account(view, True)
         return
@@ -340,7 +325,7 @@ def _ensure_demo_account(settings: Settings) -> str:
             )
             return DEMO_HANDLE
 
-    return _run(work)
+    return run_with_database(work)
 
 
 @app.command()

@@ -6,12 +6,10 @@ Registered on the main app by `service.cli` through `register_community_commands
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -19,6 +17,7 @@ from federation.urls import InstanceUrls
 from service.account_migration import MigrationRefused, add_alias, migration_status, move_account
 from service.account_store import AccountNotFound, AccountStore
 from service.backfill import MAX_BACKFILL
+from service.cli_runtime import cli_failure, run_with_database
 from service.db.engine import Database
 from service.follower_export import (
     follower_records,
@@ -31,8 +30,6 @@ from service.publishing import PublishedActivity, enqueue_deliveries
 from service.remote_accounts import RemoteAccounts, signer_for
 from service.settings import Settings, get_settings
 
-T = TypeVar("T")
-
 accounts_app = typer.Typer()
 followers_app = typer.Typer(help="Export an account's followers.", no_args_is_help=True)
 following_app = typer.Typer(help="Accounts the relay follows.", no_args_is_help=True)
@@ -44,24 +41,6 @@ def register_community_commands(app: typer.Typer, accounts: typer.Typer) -> None
         accounts.registered_commands.append(command)
     app.add_typer(followers_app, name="followers")
     app.add_typer(following_app, name="following")
-
-
-def _run(coroutine_factory: Callable[[Database], Awaitable[T]]) -> T:
-    settings = get_settings()
-
-    async def runner() -> T:
-        database = Database(settings.effective_database_url)
-        try:
-            return await coroutine_factory(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(runner())
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 async def _wake_workers(settings: Settings, published: list[PublishedActivity]) -> None:
@@ -99,11 +78,11 @@ def accounts_alias(
             return added.migration.remote_actor_uri, added.migration.expected_followers, added.steps
 
     try:
-        actor, expected, steps = _run(work)
+        actor, expected, steps = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     except MigrationRefused as exc:
-        raise _fail(exc.detail) from exc
+        raise cli_failure(exc.detail) from exc
     typer.echo(f"@{handle} is now also known as {actor}")
     if expected is not None:
         typer.echo(f"the old account has {expected} followers")
@@ -138,11 +117,11 @@ def accounts_move(
         return sent.migration.remote_actor_uri, sent.published
 
     try:
-        target, published = _run(work)
+        target, published = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     except MigrationRefused as exc:
-        raise _fail(exc.detail) from exc
+        raise cli_failure(exc.detail) from exc
     typer.echo(f"@{handle} moved to {target}")
     typer.echo(f"Move sent to {published.delivery_count} inboxes ({published.activity_uri})")
 
@@ -158,9 +137,9 @@ def accounts_migration(
             return await migration_status(session, await AccountStore(session).get(handle))
 
     try:
-        status = _run(work)
+        status = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     if json_output:
         typer.echo(json.dumps(status, indent=2))
         return
@@ -187,9 +166,9 @@ def accounts_backfill(
             await AccountStore(session).update(handle, backfill_count=count)
 
     try:
-        _run(work)
+        run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     typer.echo(f"@{handle} sends its latest {count} posts to new followers")
 
 
@@ -203,7 +182,7 @@ def followers_export(
 ) -> None:
     """Export followers: CSV in Mastodon's follow-list format, or JSON with inboxes."""
     if output_format not in ("csv", "json"):
-        raise _fail("--format is csv or json", 2)
+        raise cli_failure("--format is csv or json", 2)
     settings = get_settings()
     urls = InstanceUrls(settings.base_url)
 
@@ -217,9 +196,9 @@ def followers_export(
             return followers_csv(records)
 
     try:
-        text = _run(work)
+        text = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -246,7 +225,7 @@ def following_import(
         return report.as_json()
 
     try:
-        report = _run(work)
+        report = run_with_database(work)
     except AccountNotFound as exc:
-        raise _fail(f"no account '{handle}'") from exc
+        raise cli_failure(f"no account '{handle}'") from exc
     typer.echo(json.dumps(report, indent=2))

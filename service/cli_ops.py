@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,10 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service import monitoring
+from service.cli_runtime import run_with_database
 from service.db.engine import Database
-from service.settings import get_settings
-
-T = TypeVar("T")
 
 posts_app = typer.Typer(help="What happened to published posts.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -33,19 +30,6 @@ def register_ops_commands(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("hosts")(hosts)
     app.add_typer(posts_app, name="posts")
-
-
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    settings = get_settings()
-
-    async def runner() -> T:
-        database = Database(settings.effective_database_url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(runner())
 
 
 def _plain(value: Any) -> Any:
@@ -95,7 +79,7 @@ def status(json_output: JsonOpt = False) -> None:
                 "followers": await monitoring.follower_counts(session),
             }
 
-    result = _run(work)
+    result = run_with_database(work)
     if json_output:
         _print_json(result)
         return
@@ -134,7 +118,7 @@ def hosts(
                 return [one] if one is not None else []
             return await monitoring.host_statuses(session, unhealthy_only=unhealthy, limit=limit)
 
-    rows = _run(work)
+    rows = run_with_database(work)
     if host is not None and not rows:
         typer.echo(f"error: no delivery has gone to '{host}' yet", err=True)
         raise typer.Exit(1)
@@ -161,7 +145,7 @@ def posts_list(
         async with database.session() as session:
             return await monitoring.recent_posts(session, limit=limit)
 
-    rows = _run(work)
+    rows = run_with_database(work)
     if json_output:
         _print_json(rows)
         return
@@ -184,7 +168,7 @@ async def _report(database: Database, post_id: int) -> monitoring.PostReport | N
 @posts_app.command("show")
 def posts_show(post_id: int, json_output: JsonOpt = False) -> None:
     """Where a post went, where it did not, and why."""
-    report = _run(lambda database: _report(database, post_id))
+    report = run_with_database(lambda database: _report(database, post_id))
     if report is None:
         typer.echo(f"error: no post {post_id}", err=True)
         raise typer.Exit(1)
@@ -251,7 +235,7 @@ def posts_watch(
                 fresh = await _report(database, post_id)
                 report = fresh if fresh is not None else report
 
-    report = _run(work)
+    report = run_with_database(work)
     if report is None:
         typer.echo(f"error: no post {post_id}", err=True)
         raise typer.Exit(1)
@@ -274,7 +258,7 @@ def posts_scheduled(json_output: JsonOpt = False) -> None:
         async with database.session() as session:
             return await monitoring.scheduled_posts(session, limit=1000)
 
-    rows = _run(work)
+    rows = run_with_database(work)
     if json_output:
         _print_json(rows)
         return

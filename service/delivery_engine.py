@@ -1,16 +1,23 @@
-"""The fan-out engine: one job per activity, an asyncio pool inside it.
+"""The fan-out engine: one job per activity, a fixed pool of senders per process.
 
-A job claims its activity's due deliveries in batches, signs and posts each (the body and
-its digest are built once per activity; the RSA signature is the only per-delivery CPU
-work), and writes outcomes back in bulk from a buffer flushed every few hundred results or
-fractions of a second. Concurrency is bounded per process and per destination host; a
-delivery waits for its host's slot before it takes a global one, so a slow server holds at
-most its own slots and cannot starve the others.
+A job claims its activity's due deliveries a few dozen at a time, just ahead of the senders
+(a sliding window): a claim takes room in the process's claim window, which comes back only
+once the delivery's outcome is committed, so the rows held in flight never exceed the window
+(`delivery_concurrency`), however many activities a process works on. The body and its digest
+are built once per activity; the RSA signatures of a claim are made together on a signing
+thread (the signature releases the GIL) while the event loop does the I/O. A fixed pool of
+sender coroutines posts the deliveries; outcomes go to one writer that commits whatever has
+accumulated while the previous commit ran (group commit), then hands the room back.
+
+Concurrency is bounded per process (the window) and per destination host (host slots); a
+host whose slots are taken and which has a backlog is left out of further claims, so a slow
+server holds at most a handful of the window and cannot starve the others.
 
 At-least-once: a delivery is marked in flight with a lease before it is posted, and its
 outcome is committed after. A worker killed in between leaves rows in flight; once their
 lease expires the sweeper hands them to another worker, which posts them again. The
-duplicates a kill can cause are therefore at most the deliveries in flight at that moment.
+duplicates a kill can cause are therefore at most the rows in flight at that moment, at most
+the window.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -43,7 +51,7 @@ from service.delivery_store import (
     waiting_successors,
     write_outcomes,
 )
-from service.delivery_tracking import HostHealthTracker, HostSlots
+from service.delivery_tracking import ClaimWindow, HostHealthTracker, HostSlots
 from service.delivery_transport import TOTAL_TIMEOUT, InboxPoster, PreparedActivity
 from service.job_queue import JobQueue
 from service.publishing import FANOUT_TASK
@@ -51,9 +59,13 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FLUSH_SIZE = 200
-FLUSH_INTERVAL = 0.2
+# The writer waits this long for more outcomes before a commit, unless a claim is waiting
+# for room or this many outcomes are ready: enough to batch, far below a request's latency.
+COMMIT_LINGER = 0.005
+COMMIT_EAGER_SIZE = 64
 SWEEP_LIMIT = 1000
+# A host gets no new claims while its slots are taken and this many more deliveries wait.
+HOST_BACKLOG = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,58 +103,92 @@ def utcnow() -> datetime:
 
 
 class OutcomeWriter:
-    """Buffers outcomes and host changes of every job in the process; one transaction per
-    flush, so concurrent jobs share write transactions instead of competing for them."""
+    """Commits the outcomes of every job in the process, then gives their room in the claim
+    window back. One commit at a time; the outcomes that arrive during a commit go in the
+    next one, so the batch grows with the load and a commit never waits for a timer."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, window: ClaimWindow) -> None:
         self.database = database
+        self.window = window
         self._outcomes: list[Outcome] = []
+        self._jobs: list[_Job] = []
         self._hosts: dict[str, tuple[HostHealth, str | None, datetime]] = {}
+        self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._pending_flushes: set[asyncio.Task[None]] = set()
         self.flushes = 0
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, job: _Job) -> None:
         self._outcomes.append(outcome)
-        if len(self._outcomes) >= FLUSH_SIZE and not self._lock.locked():
-            task = asyncio.create_task(self.flush())
-            self._pending_flushes.add(task)
-            task.add_done_callback(self._pending_flushes.discard)
+        self._jobs.append(job)
+        self._ready.set()
 
     def host_changed(self, host: str, health: HostHealth, error: str | None) -> None:
         self._hosts[host] = (health, error, utcnow())
+        self._ready.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            if len(self._outcomes) < COMMIT_EAGER_SIZE and not self.window.waiting:
+                await asyncio.sleep(COMMIT_LINGER)
+            self._ready.clear()
+            await self.flush()
 
     async def flush(self) -> None:
         async with self._lock:
             if not self._outcomes and not self._hosts:
                 return
             outcomes, self._outcomes = self._outcomes, []
+            jobs, self._jobs = self._jobs, []
             hosts, self._hosts = self._hosts, {}
-            for attempt in range(5):
-                try:
-                    async with self.database.transaction() as session:
-                        await write_outcomes(session, outcomes, hosts)
-                    self.flushes += 1
-                    return
-                except Exception:  # a lost outcome costs a duplicate, so retry hard
-                    log.exception("writing %d delivery outcomes failed", len(outcomes))
-                    await asyncio.sleep(0.2 * (attempt + 1))
-            log.error("gave up writing %d outcomes; their leases will expire", len(outcomes))
+            try:
+                await self._write(outcomes, hosts)
+            finally:
+                self.window.release(len(outcomes))
+                for job in jobs:
+                    job.settled()
 
-    async def run_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            await self.flush()
+    async def _write(
+        self, outcomes: list[Outcome], hosts: dict[str, tuple[HostHealth, str | None, datetime]]
+    ) -> None:
+        for attempt in range(5):
+            try:
+                async with self.database.engine.begin() as connection:
+                    await write_outcomes(connection, outcomes, hosts)
+                self.flushes += 1
+                return
+            except Exception:  # a lost outcome costs a duplicate, so retry hard
+                log.exception("writing %d delivery outcomes failed", len(outcomes))
+                await asyncio.sleep(0.2 * (attempt + 1))
+        log.error("gave up writing %d outcomes; their leases will expire", len(outcomes))
 
 
 @dataclass(slots=True)
 class _Job:
     activity: ActivitySnapshot
     prepared: PreparedActivity | None
-    writer: OutcomeWriter
     started_at: datetime
     finished_keys: set[str] = field(default_factory=set)
     attempted: int = 0
+    # Claimed deliveries whose outcome is not committed yet.
+    outstanding: int = 0
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def settled(self) -> None:
+        self.outstanding -= 1
+        self.progress.set()
+
+    async def wait_until_settled(self) -> None:
+        while self.outstanding > 0:
+            self.progress.clear()
+            await self.progress.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    job: _Job
+    delivery: ClaimedDelivery
+    headers: dict[str, str] | None
 
 
 class DeliveryEngine:
@@ -169,24 +215,42 @@ class DeliveryEngine:
         )
         self.hosts = HostHealthTracker(host_policy or HostPolicy())
         self.host_slots = HostSlots(settings.delivery_per_host_concurrency)
-        self.global_slots = asyncio.Semaphore(settings.delivery_concurrency)
+        self.window = ClaimWindow(settings.delivery_concurrency)
+        self.claim_size = max(1, min(settings.delivery_batch_size, settings.delivery_concurrency))
+        # Claim again once this much of the window is free: small enough to keep the senders
+        # busy, large enough that a claim's round trip is shared by many deliveries.
+        self.refill = max(1, min(self.claim_size, settings.delivery_concurrency // 4))
         self.lease_margin = timedelta(
             seconds=min(TOTAL_TIMEOUT + 5.0, settings.delivery_lease_seconds / 2)
         )
         self.rng = rng or random.Random()
-        self.writer = OutcomeWriter(database)
-        self._flusher: asyncio.Task[None] | None = None
+        self.writer = OutcomeWriter(database, self.window)
+        self.signer = (
+            ThreadPoolExecutor(settings.delivery_signing_threads, "delivery-signing")
+            if settings.delivery_signing_threads > 0
+            else None
+        )
+        self._sends: asyncio.Queue[_Send] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
 
-    def _ensure_flusher(self) -> None:
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self.writer.run_periodically())
+    def _ensure_running(self) -> None:
+        if self._workers and not self._workers[0].done():
+            return
+        self._workers = [asyncio.create_task(self.writer.run())]
+        self._workers.extend(
+            asyncio.create_task(self._sender()) for _ in range(self.settings.delivery_concurrency)
+        )
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        for task in workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+                await task
         await self.writer.flush()
+        if self.signer is not None:
+            self.signer.shutdown(wait=False, cancel_futures=True)
 
     # -- one activity ------------------------------------------------------------------
 
@@ -195,31 +259,73 @@ class DeliveryEngine:
         job = await self._load(activity_row_id)
         if job is None:
             return 0
-        self._ensure_flusher()
-        tasks: set[asyncio.Task[None]] = set()
-        batch = self.settings.delivery_batch_size
+        self._ensure_running()
+        async with self.database.engine.begin() as connection:
+            await park_for_unavailable_hosts(connection, activity_row_id)
+        cursor = 0
+        # The cursor of the first claim of this pass that left saturated hosts out: their
+        # deliveries lie beyond it, so the walk goes back there once some work has drained.
+        revisit_from: int | None = None
         try:
-            async with self.database.transaction() as session:
-                await park_for_unavailable_hosts(session, activity_row_id)
             while True:
-                claimed = await self._claim(job, batch)
-                for delivery in claimed:
-                    task = asyncio.create_task(self._deliver_one(job, delivery))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if len(claimed) < batch:
+                room = await self.window.reserve(self.claim_size, self.refill)
+                # With nothing of its own in progress a job skips no host: it would only wait.
+                skipped = self.host_slots.saturated(HOST_BACKLOG) if job.outstanding else []
+                if skipped and revisit_from is None:
+                    revisit_from = cursor
+                try:
+                    claimed = await self._claim(job, room, cursor, skipped)
+                except BaseException:
+                    self.window.release(room)
+                    raise
+                self.window.release(room - len(claimed))
+                if claimed:
+                    cursor = claimed[-1].id
+                    await self._dispatch(job, claimed)
+                if len(claimed) == room:
+                    continue
+                if revisit_from is None:
                     break
-                # Back-pressure: claim more only while the pool has room for it.
-                while len(tasks) > batch:
-                    await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
-            if tasks:
-                await asyncio.gather(*tasks)
+                if skipped:
+                    job.progress.clear()
+                    await job.progress.wait()
+                cursor, revisit_from = revisit_from, None
         finally:
-            for task in tasks:
-                task.cancel()
-            await job.writer.flush()
+            await job.wait_until_settled()
         await self._wake_later_work(job)
         return job.attempted
+
+    async def _dispatch(self, job: _Job, claimed: list[ClaimedDelivery]) -> None:
+        """Sign the claim's POSTs together (one hop to the signing thread), then queue them."""
+        job.outstanding += len(claimed)
+        signed: list[dict[str, str] | None] = [None] * len(claimed)
+        if job.prepared is not None and self.signer is not None:
+            prepared = job.prepared
+            inboxes = [d.inbox for d in claimed if d.mastodon_target_id is None]
+            if inboxes:
+                try:
+                    headers = await asyncio.get_running_loop().run_in_executor(
+                        self.signer, self.poster.sign_many, inboxes, prepared
+                    )
+                except Exception:  # signed again by the sender; never lose the claim
+                    log.exception("signing %d deliveries failed", len(inboxes))
+                    headers = [None] * len(inboxes)  # type: ignore[list-item]
+                iterator = iter(headers)
+                signed = [next(iterator) if d.mastodon_target_id is None else None for d in claimed]
+        for delivery, headers_of_one in zip(claimed, signed, strict=True):
+            self._sends.put_nowait(_Send(job, delivery, headers_of_one))
+
+    async def _sender(self) -> None:
+        while True:
+            send = await self._sends.get()
+            try:
+                await self._deliver_one(send.job, send.delivery, send.headers)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop the pool; the lease brings the row back
+                log.exception("delivery %s failed unexpectedly", send.delivery.id)
+                self.window.release(1)
+                send.job.settled()
 
     async def _load(self, activity_row_id: int) -> _Job | None:
         async with self.database.session() as session:
@@ -251,44 +357,55 @@ class DeliveryEngine:
                 self.urls.account(account.handle).rsa_key,
                 load_rsa_private_key(key.private_pem),
             )
-        return _Job(snapshot, prepared, self.writer, utcnow())
+        return _Job(snapshot, prepared, utcnow())
 
-    async def _claim(self, job: _Job, limit: int) -> list[ClaimedDelivery]:
+    async def _claim(
+        self, job: _Job, limit: int, after_id: int, skipped: list[str]
+    ) -> list[ClaimedDelivery]:
         now = utcnow()
-        async with self.database.transaction() as session:
+        async with self.database.engine.begin() as connection:
             claimed = await claim_due(
-                session,
+                connection,
                 job.activity.id,
                 limit=limit,
                 lease_seconds=self.settings.delivery_lease_seconds,
                 now=now,
+                after_id=after_id,
+                skip_hosts=skipped,
             )
             if claimed:
                 hosts = {delivery.host for delivery in claimed}
-                self.hosts.refresh(await load_host_health(session, hosts), hosts)
+                self.hosts.refresh(await load_host_health(connection, hosts), hosts)
         return claimed
 
-    async def _deliver_one(self, job: _Job, delivery: ClaimedDelivery) -> None:
-        async with self.host_slots.hold(delivery.host):
+    async def _deliver_one(
+        self, job: _Job, delivery: ClaimedDelivery, headers: dict[str, str] | None
+    ) -> None:
+        host = delivery.host
+        await self.host_slots.acquire(host)
+        try:
             now = utcnow()
             if now >= delivery.lease_expires_at - self.lease_margin:
                 # Waited so long for a slot that the lease could lapse mid-request and another
                 # worker could post it too: hand it back instead.
-                job.writer.add(self._deferred(delivery, now + timedelta(seconds=1)))
+                self.writer.add(self._deferred(delivery, now + timedelta(seconds=1)), job)
                 return
-            decision, health = self.hosts.admit(delivery.host, now)
+            decision, health = self.hosts.admit(host, now)
             if decision is Admission.WAIT:
                 until = health.breaker_open_until or now + timedelta(seconds=1)
-                job.writer.add(self._deferred(delivery, until))
+                self.writer.add(self._deferred(delivery, until), job)
                 return
             if decision is Admission.PARKED:
-                job.writer.add(self._deferred(delivery, now, state="parked"))
+                self.writer.add(self._deferred(delivery, now, state="parked"), job)
                 return
-            async with self.global_slots:
-                result = await self._attempt(job, delivery)
-            job.writer.add(self._judge(job, delivery, result))
+            result = await self._attempt(job, delivery, headers)
+        finally:
+            self.host_slots.release(host)
+        self.writer.add(self._judge(job, delivery, result), job)
 
-    async def _attempt(self, job: _Job, delivery: ClaimedDelivery) -> AttemptResult:
+    async def _attempt(
+        self, job: _Job, delivery: ClaimedDelivery, headers: dict[str, str] | None
+    ) -> AttemptResult:
         if delivery.mastodon_target_id is not None:
             if self.mastodon is None:
                 return AttemptResult(
@@ -306,7 +423,7 @@ class DeliveryEngine:
                     host_answered=False,
                 )
         assert job.prepared is not None
-        posted = await self.poster.post(delivery.inbox, job.prepared)
+        posted = await self.poster.post(delivery.inbox, job.prepared, headers)
         if posted.forbidden:
             return AttemptResult(
                 Verdict.PERMANENT, None, posted.error, posted.duration_ms, host_answered=False
@@ -355,7 +472,7 @@ class DeliveryEngine:
         )
         if result.verdict is Verdict.TRANSIENT:
             health = self.hosts.failed(delivery.host, now)
-            job.writer.host_changed(delivery.host, health, result.error)
+            self.writer.host_changed(delivery.host, health, result.error)
             delay = self.schedule.next_delay(
                 attempts, self.rng.random(), result.retry_after_seconds
             )
@@ -369,7 +486,7 @@ class DeliveryEngine:
                 outcome.next_attempt_at = now + timedelta(seconds=delay)
         else:
             if result.host_answered and self.hosts.succeeded(delivery.host):
-                job.writer.host_changed(delivery.host, HEALTHY, None)
+                self.writer.host_changed(delivery.host, HEALTHY, None)
             if result.verdict is Verdict.DELIVERED:
                 outcome.latency_ms = int((now - job.activity.created_at).total_seconds() * 1000)
             else:
@@ -383,10 +500,10 @@ class DeliveryEngine:
 
     async def _wake_later_work(self, job: _Job) -> None:
         """Schedule this activity's next retry and wake activities that waited on it."""
-        async with self.database.session() as session:
-            wake = await next_wake_time(session, job.activity.id, job.started_at)
+        async with self.database.engine.connect() as connection:
+            wake = await next_wake_time(connection, job.activity.id, job.started_at)
             successors = await waiting_successors(
-                session, job.activity.id, sorted(job.finished_keys)
+                connection, job.activity.id, sorted(job.finished_keys)
             )
         if self.queue is None:
             return
@@ -414,8 +531,8 @@ class DeliveryEngine:
         jobs for one activity are harmless (claims are atomic); the per-minute id only keeps
         a backlog from filling up with copies."""
         now = utcnow()
-        async with self.database.session() as session:
-            activity_ids = await due_activity_ids(session, now, SWEEP_LIMIT)
+        async with self.database.engine.connect() as connection:
+            activity_ids = await due_activity_ids(connection, now, SWEEP_LIMIT)
         if self.queue is None:
             return 0
         minute = int(now.timestamp()) // 60

@@ -2,7 +2,11 @@
 
 Every statement here works on many deliveries at once: a claim is one UPDATE ... RETURNING,
 outcomes are written with one executemany per kind, so the database cost per delivery is a
-fraction of a round trip.
+fraction of a round trip. The hot statements are SQLAlchemy Core built once at import (the
+compiled form is cached, no ORM unit of work) and run on a plain connection or a session.
+
+A claim walks one activity's rows in id order from a cursor (index `activity_id, id`), so
+claiming an activity's deliveries in small steps costs O(rows) in all, not O(rows²).
 
 A delivery is *claimable* when it is due (pending/retrying with `next_attempt_at` passed,
 or in flight with an expired lease after its worker died), its account and host are not
@@ -15,11 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from federation.host_health import HEALTH_UNAVAILABLE, HostHealth
@@ -29,6 +45,11 @@ FINISHED_STATES: Final = ("delivered", "dead", "discarded")
 WAITING_STATES: Final = ("pending", "retrying")
 
 _Earlier = aliased(Delivery)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+
+# A session (admin paths, tests) or a bare connection (the engine's hot path).
+Executor = AsyncSession | AsyncConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +83,10 @@ class Outcome:
     gone: bool = False
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+def _dialect(executor: Executor) -> str:
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.get_bind().dialect.name
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -97,53 +120,56 @@ def _claimable(now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-async def park_for_unavailable_hosts(session: AsyncSession, activity_id: int) -> int:
+async def park_for_unavailable_hosts(executor: Executor, activity_id: int) -> int:
     unavailable = select(DestinationHost.host).where(DestinationHost.health == HEALTH_UNAVAILABLE)
-    result = await session.execute(
-        update(Delivery)
+    result = await executor.execute(
+        update(_DELIVERIES)
         .where(
-            Delivery.activity_id == activity_id,
-            Delivery.state.in_(WAITING_STATES),
-            Delivery.host.in_(unavailable),
+            _DELIVERIES.c.activity_id == activity_id,
+            _DELIVERIES.c.state.in_(WAITING_STATES),
+            _DELIVERIES.c.host.in_(unavailable),
         )
         .values(state="parked", lease_expires_at=None)
-        .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def claim_due(
-    session: AsyncSession,
+    executor: Executor,
     activity_id: int,
     *,
     limit: int,
     lease_seconds: float,
     now: datetime,
+    after_id: int = 0,
+    skip_hosts: Sequence[str] = (),
 ) -> list[ClaimedDelivery]:
-    """Mark up to `limit` claimable deliveries of the activity in flight, in one statement."""
+    """Mark up to `limit` claimable deliveries of the activity with an id above `after_id`
+    in flight, in one statement, lowest ids first. Deliveries to `skip_hosts` are left alone
+    (their hosts already have enough work in this process)."""
     lease_until = now + timedelta(seconds=lease_seconds)
-    candidates = (
-        select(Delivery.id)
-        .where(Delivery.activity_id == activity_id, *_claimable(now))
-        .order_by(Delivery.id)
-        .limit(limit)
-    )
-    if _dialect(session) == "postgresql":
+    conditions = [Delivery.activity_id == activity_id, *_claimable(now)]
+    if after_id:
+        conditions.append(Delivery.id > after_id)
+    if skip_hosts:
+        conditions.append(Delivery.host.not_in(list(skip_hosts)))
+    candidates = select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(limit)
+    if _dialect(executor) == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
-    result = await session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()))
+    columns = _DELIVERIES.c
+    result = await executor.execute(
+        update(_DELIVERIES)
+        .where(columns.id.in_(candidates.scalar_subquery()))
         .values(state="in_flight", lease_expires_at=lease_until)
         .returning(
-            Delivery.id,
-            Delivery.inbox,
-            Delivery.host,
-            Delivery.ordering_key,
-            Delivery.attempts,
-            Delivery.mastodon_target_id,
-            Delivery.created_at,
+            columns.id,
+            columns.inbox,
+            columns.host,
+            columns.ordering_key,
+            columns.attempts,
+            columns.mastodon_target_id,
+            columns.created_at,
         )
-        .execution_options(synchronize_session=False)
     )
     claimed = [
         ClaimedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], lease_until)
@@ -153,11 +179,12 @@ async def claim_due(
     return claimed
 
 
-async def load_host_health(session: AsyncSession, hosts: Iterable[str]) -> dict[str, HostHealth]:
+async def load_host_health(executor: Executor, hosts: Iterable[str]) -> dict[str, HostHealth]:
+    """Stored health of these hosts; only hosts with a row (ever failed, or paused) appear."""
     names = sorted(set(hosts))
     found: dict[str, HostHealth] = {}
     for start in range(0, len(names), 500):
-        rows = await session.execute(
+        rows = await executor.execute(
             select(
                 DestinationHost.host,
                 DestinationHost.consecutive_failures,
@@ -176,83 +203,101 @@ async def load_host_health(session: AsyncSession, hosts: Iterable[str]) -> dict[
     return found
 
 
+_MARK_DELIVERED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    .values(
+        state="delivered",
+        attempts=bindparam("b_attempts"),
+        lease_expires_at=None,
+        last_status=bindparam("b_status"),
+        last_error=None,
+        latency_ms=bindparam("b_latency"),
+        delivered_at=bindparam("b_at", type_=_DELIVERIES.c.delivered_at.type),
+    )
+)
+_MARK_OTHER = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next", type_=_DELIVERIES.c.next_attempt_at.type),
+        lease_expires_at=None,
+        last_status=bindparam("b_status"),
+        last_error=bindparam("b_error"),
+    )
+)
+_RECORD_ATTEMPT = insert(_ATTEMPTS)
+
+
 async def write_outcomes(
-    session: AsyncSession,
+    executor: Executor,
     outcomes: Sequence[Outcome],
     host_changes: dict[str, tuple[HostHealth, str | None, datetime]],
 ) -> None:
     """Store outcomes, attempt history and changed host health in a few bulk statements."""
-    delivered = [o for o in outcomes if o.state == "delivered"]
-    other = [o for o in outcomes if o.state != "delivered"]
+    delivered = [
+        {
+            "b_id": o.delivery_id,
+            "b_attempts": o.attempts,
+            "b_status": o.status,
+            "b_latency": o.latency_ms,
+            "b_at": o.attempted_at,
+        }
+        for o in outcomes
+        if o.state == "delivered"
+    ]
+    other = [
+        {
+            "b_id": o.delivery_id,
+            "b_state": o.state,
+            "b_attempts": o.attempts,
+            "b_next": o.next_attempt_at,
+            "b_status": o.status,
+            "b_error": o.error,
+        }
+        for o in outcomes
+        if o.state != "delivered"
+    ]
     if delivered:
-        await session.execute(
-            update(Delivery),
-            [
-                {
-                    "id": o.delivery_id,
-                    "state": "delivered",
-                    "attempts": o.attempts,
-                    "lease_expires_at": None,
-                    "last_status": o.status,
-                    "last_error": None,
-                    "latency_ms": o.latency_ms,
-                    "delivered_at": o.attempted_at,
-                }
-                for o in delivered
-            ],
-        )
+        await executor.execute(_MARK_DELIVERED, delivered)
     if other:
-        await session.execute(
-            update(Delivery),
-            [
-                {
-                    "id": o.delivery_id,
-                    "state": o.state,
-                    "attempts": o.attempts,
-                    "next_attempt_at": o.next_attempt_at,
-                    "lease_expires_at": None,
-                    "last_status": o.status,
-                    "last_error": o.error,
-                }
-                for o in other
-            ],
-        )
-    attempts = [o for o in outcomes if o.attempted_at is not None]
+        await executor.execute(_MARK_OTHER, other)
+    attempts = [
+        {
+            "delivery_id": o.delivery_id,
+            "attempted_at": o.attempted_at,
+            "status_code": o.status,
+            "error": o.error,
+            "duration_ms": o.duration_ms,
+        }
+        for o in outcomes
+        if o.attempted_at is not None
+    ]
     if attempts:
-        await session.execute(
-            insert(DeliveryAttempt),
-            [
-                {
-                    "delivery_id": o.delivery_id,
-                    "attempted_at": o.attempted_at,
-                    "status_code": o.status,
-                    "error": o.error,
-                    "duration_ms": o.duration_ms,
-                }
-                for o in attempts
-            ],
-        )
+        await executor.execute(_RECORD_ATTEMPT, attempts)
     gone = sorted({o.inbox for o in outcomes if o.gone})
     if gone:
-        await remove_followers_using(session, gone)
+        await remove_followers_using(executor, gone)
     if host_changes:
-        await save_host_health(session, host_changes)
+        await save_host_health(executor, host_changes)
         for host, (health, _, now) in host_changes.items():
             if health.unavailable:
-                await park_host(session, host)
+                await park_host(executor, host)
             elif health.consecutive_failures == 0:
-                await unpark_host(session, host, now)
+                await unpark_host(executor, host, now)
 
 
-async def remove_followers_using(session: AsyncSession, inboxes: Sequence[str]) -> int:
-    result = await session.execute(
+async def remove_followers_using(executor: Executor, inboxes: Sequence[str]) -> int:
+    result = await executor.execute(
         delete(Follower).where(or_(Follower.inbox.in_(inboxes), Follower.shared_inbox.in_(inboxes)))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def save_host_health(
-    session: AsyncSession, changes: dict[str, tuple[HostHealth, str | None, datetime]]
+    executor: Executor, changes: dict[str, tuple[HostHealth, str | None, datetime]]
 ) -> None:
     rows: list[dict[str, Any]] = []
     for host, (health, error, now) in sorted(changes.items()):
@@ -269,7 +314,7 @@ async def save_host_health(
                 "last_success_at": None if failing else now,
             }
         )
-    dialect = _dialect(session)
+    dialect = _dialect(executor)
     builder: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for row in rows:
         statement = builder(DestinationHost).values(paused=False, attempts=0, **row)
@@ -287,33 +332,33 @@ async def save_host_health(
         }
         if row["last_success_at"] is not None:
             values["last_success_at"] = excluded.last_success_at
-        await session.execute(statement.on_conflict_do_update(index_elements=["host"], set_=values))
+        await executor.execute(
+            statement.on_conflict_do_update(index_elements=["host"], set_=values)
+        )
 
 
-async def park_host(session: AsyncSession, host: str) -> None:
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.host == host, Delivery.state.in_(WAITING_STATES))
+async def park_host(executor: Executor, host: str) -> None:
+    await executor.execute(
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.host == host, _DELIVERIES.c.state.in_(WAITING_STATES))
         .values(state="parked")
-        .execution_options(synchronize_session=False)
     )
 
 
-async def unpark_host(session: AsyncSession, host: str, now: datetime) -> list[int]:
+async def unpark_host(executor: Executor, host: str, now: datetime) -> list[int]:
     """Make the host's parked deliveries due again; return their activity ids to wake."""
-    result = await session.execute(
-        update(Delivery)
-        .where(Delivery.host == host, Delivery.state == "parked")
+    result = await executor.execute(
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.host == host, _DELIVERIES.c.state == "parked")
         .values(state="pending", next_attempt_at=now)
-        .returning(Delivery.activity_id)
-        .execution_options(synchronize_session=False)
+        .returning(_DELIVERIES.c.activity_id)
     )
     return sorted({row[0] for row in result})
 
 
-async def due_activity_ids(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+async def due_activity_ids(executor: Executor, now: datetime, limit: int) -> list[int]:
     """Activities with claimable deliveries (for the sweeper)."""
-    rows = await session.execute(
+    rows = await executor.execute(
         select(Delivery.activity_id)
         .where(*_claimable(now))
         .group_by(Delivery.activity_id)
@@ -324,10 +369,10 @@ async def due_activity_ids(session: AsyncSession, now: datetime, limit: int) -> 
 
 
 async def next_wake_time(
-    session: AsyncSession, activity_id: int, scheduled_after: datetime
+    executor: Executor, activity_id: int, scheduled_after: datetime
 ) -> datetime | None:
     """The earliest retry this activity has that was scheduled at or after `scheduled_after`."""
-    value = await session.scalar(
+    value: datetime | None = await executor.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
             Delivery.activity_id == activity_id,
             Delivery.state.in_(WAITING_STATES),
@@ -338,12 +383,12 @@ async def next_wake_time(
 
 
 async def waiting_successors(
-    session: AsyncSession, activity_id: int, ordering_keys: Sequence[str]
+    executor: Executor, activity_id: int, ordering_keys: Sequence[str]
 ) -> list[int]:
     """Later activities about the same objects whose deliveries may have waited for this one."""
     if not ordering_keys:
         return []
-    rows = await session.execute(
+    rows = await executor.execute(
         select(Delivery.activity_id)
         .where(
             Delivery.state.in_(WAITING_STATES),

@@ -1,12 +1,14 @@
-"""Per-process delivery state with bounded memory: host health and per-host slots."""
+"""Per-process delivery state with bounded memory: host health, per-host slots and the claim
+window (how many claimed deliveries this process may hold at once)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from federation.host_health import (
     HEALTHY,
@@ -89,23 +91,99 @@ class HostSlots:
 
     def __init__(self, per_host: int) -> None:
         self.per_host = per_host
-        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        # host -> [semaphore, deliveries holding or waiting for a slot]
+        self._slots: dict[str, list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._slots)
 
+    async def acquire(self, host: str) -> None:
+        entry = self._slots.get(host)
+        if entry is None:
+            entry = self._slots[host] = [asyncio.Semaphore(self.per_host), 0]
+        entry[1] += 1
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._leave(host, entry, holding=False)
+            raise
+
+    def release(self, host: str) -> None:
+        self._leave(host, self._slots[host], holding=True)
+
+    def _leave(self, host: str, entry: list[Any], *, holding: bool) -> None:
+        if holding:
+            entry[0].release()
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._slots[host]
+
     @contextlib.asynccontextmanager
     async def hold(self, host: str) -> AsyncIterator[None]:
-        semaphore, users = self._slots.get(host, (None, 0))
-        if semaphore is None:
-            semaphore = asyncio.Semaphore(self.per_host)
-        self._slots[host] = (semaphore, users + 1)
+        await self.acquire(host)
         try:
-            async with semaphore:
-                yield
+            yield
         finally:
-            semaphore, users = self._slots[host]
-            if users <= 1:
-                del self._slots[host]
+            self.release(host)
+
+    def saturated(self, backlog: int) -> list[str]:
+        """Hosts whose slots are all taken with at least `backlog` more deliveries waiting:
+        claiming more for them would only hold claims without sending anything."""
+        limit = self.per_host + backlog
+        return [host for host, (_, users) in self._slots.items() if users >= limit]
+
+
+class ClaimWindow:
+    """Deliveries this process has claimed and whose outcome is not committed yet.
+
+    A claim takes room in the window first and the room comes back only when the outcome
+    is in the database, so the rows a killed process leaves in flight (and so the
+    duplicates it can cause) never exceed the window, however many activities it works on.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        # First come, first served: (wanted, minimum, future resolved with the room taken).
+        self._waiters: deque[tuple[int, int, asyncio.Future[int]]] = deque()
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def reserve(self, wanted: int, minimum: int) -> int:
+        """Wait until at least `minimum` (at most `wanted`) places are free; take up to
+        `wanted` of them and return how many were taken."""
+        wanted = max(1, min(wanted, self.size))
+        minimum = max(1, min(minimum, wanted))
+        if not self._waiters and self.free >= minimum:
+            return self._take(wanted)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        entry = (wanted, minimum, waiter)
+        self._waiters.append(entry)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result())
             else:
-                self._slots[host] = (semaphore, users - 1)
+                self._waiters.remove(entry)
+            raise
+
+    def release(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.used = max(0, self.used - count)
+        while self._waiters and self.free >= self._waiters[0][1]:
+            wanted, _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self._take(wanted))
+
+    def _take(self, wanted: int) -> int:
+        taken = min(wanted, self.free)
+        self.used += taken
+        return taken

@@ -8,6 +8,7 @@ exactly that workload. See docs/delivery.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -66,14 +67,16 @@ class _DateCache:
     """The `Date` field changes once a second; formatting it per request is wasted work."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._value = ""
+        # One attribute, replaced whole, so a signing thread never sees a torn pair.
+        self._cached = (-1, "")
 
     def now(self) -> str:
         second = int(time.time())
-        if second != self._second:
-            self._second, self._value = second, format_http_date(second)
-        return self._value
+        cached_second, value = self._cached
+        if second != cached_second:
+            value = format_http_date(second)
+            self._cached = (second, value)
+        return value
 
 
 def delivery_session(*, test_mode: bool, concurrency: int, per_host: int) -> aiohttp.ClientSession:
@@ -103,17 +106,11 @@ class InboxPoster:
 
     def refusal(self, inbox: str) -> str | None:
         """Why this inbox may never be posted to, or None."""
-        try:
-            check_url(inbox, allow_private=self.test_mode, allow_http=self.test_mode)
-        except ForbiddenUrl as error:
-            return f"refused: {error.detail}"
-        return None
+        return _refusal(inbox, self.test_mode)
 
-    async def post(self, inbox: str, activity: PreparedActivity) -> PostResult:
-        started = time.perf_counter()
-        refusal = self.refusal(inbox)
-        if refusal is not None:
-            return PostResult(None, refusal, None, 0, forbidden=True)
+    def signed_headers(self, inbox: str, activity: PreparedActivity) -> dict[str, str]:
+        """The request's header fields, signed. Pure CPU (the RSA signature is nearly all of
+        it, and releases the GIL), so it may run on a signing thread."""
         headers = {
             "Date": self._dates.now(),
             "Digest": activity.digest,
@@ -125,6 +122,24 @@ class InboxPoster:
                 "POST", inbox, headers, activity.body, activity.key_id, activity.private_key
             )
         )
+        return headers
+
+    def sign_many(self, inboxes: list[str], activity: PreparedActivity) -> list[dict[str, str]]:
+        return [self.signed_headers(inbox, activity) for inbox in inboxes]
+
+    async def post(
+        self,
+        inbox: str,
+        activity: PreparedActivity,
+        headers: dict[str, str] | None = None,
+    ) -> PostResult:
+        """POST the activity; `headers` are the ones `signed_headers` made, if signed ahead."""
+        started = time.perf_counter()
+        refusal = self.refusal(inbox)
+        if refusal is not None:
+            return PostResult(None, refusal, None, 0, forbidden=True)
+        if headers is None:
+            headers = self.signed_headers(inbox, activity)
         try:
             async with self.session.post(
                 URL(inbox, encoded=True), data=activity.body, headers=headers, allow_redirects=False
@@ -147,6 +162,17 @@ class InboxPoster:
             if forbidden is not None:
                 return PostResult(None, f"refused: {forbidden}", None, _elapsed_ms(started), True)
             return PostResult(None, _describe(error), None, _elapsed_ms(started))
+
+
+@functools.lru_cache(maxsize=4096)
+def _refusal(inbox: str, test_mode: bool) -> str | None:
+    # The same inboxes come back with every activity; the answer depends on the text only
+    # (the address the name resolves to is checked again at connect time).
+    try:
+        check_url(inbox, allow_private=test_mode, allow_http=test_mode)
+    except ForbiddenUrl as error:
+        return f"refused: {error.detail}"
+    return None
 
 
 async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:

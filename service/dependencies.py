@@ -6,7 +6,7 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.urls import InstanceUrls
@@ -79,3 +79,9 @@ UrlsDep = Annotated[InstanceUrls, Depends(get_urls)]
 QueueDep = Annotated[JobQueue | None, Depends(get_queue)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 AdminDep = Depends(require_admin)
+
+
+# Database ids are 64-bit; a larger number in a URL is a client error, not a driver overflow.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+OptionalRowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]

@@ -29,6 +29,7 @@ from federation.inbox_activities import (
     move_is_authorised,
 )
 from federation.urls import InstanceUrls
+from service.backfill import backfill_new_follower
 from service.db.engine import Database
 from service.db.models import (
     Account,
@@ -39,7 +40,6 @@ from service.db.models import (
     Post,
     RemoteActor,
 )
-from service.backfill import backfill_new_follower
 from service.follow_answers import answer_follow
 from service.job_queue import JobQueue
 from service.publishing import PublishedActivity, enqueue_deliveries

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,10 @@ def processing_job_id(inbox_activity_id: int) -> str:
 
 
 def batch_job_id(inbox_activity_ids: Sequence[int]) -> str:
-    return f"inbox-batch:{inbox_activity_ids[0]}"
+    # Unique per batch: arq drops a job whose id is still known, and row ids can repeat
+    # (a database restored or reset under the same Redis). Processing is idempotent, so a
+    # batch enqueued twice is harmless.
+    return f"inbox-batch:{inbox_activity_ids[0]}:{uuid.uuid4().hex[:12]}"
 
 
 class InboxUnavailable(Exception):

@@ -3,13 +3,13 @@ retry, discard). Every command takes `--json` for scripts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
+from service.cli_runtime import run_with_database
 from service.db.engine import Database
 from service.delivery_admin import (
     Selection,
@@ -25,24 +25,10 @@ from service.settings import get_settings
 
 queue_app = typer.Typer(help="Inspect and repair the delivery queue.", no_args_is_help=True)
 
-T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="a destination host")]
 AllOpt = Annotated[bool, typer.Option("--all", help="every dead letter")]
 Ids = Annotated[list[int] | None, typer.Argument(help="delivery ids")]
-
-
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    settings = get_settings()
-
-    async def runner() -> T:
-        database = Database(settings.effective_database_url)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(runner())
 
 
 def _echo(value: Any, as_json: bool, text: Callable[[], None]) -> None:
@@ -80,7 +66,7 @@ def status(json_output: JsonOpt = False) -> None:
         async with database.session() as session:
             return await queue_status(session)
 
-    result = _run(work)
+    result = run_with_database(work)
 
     def text() -> None:
         for state, count in result["states"].items():
@@ -115,7 +101,7 @@ def dead(
                 limit=limit,
             )
 
-    letters = _run(work)
+    letters = run_with_database(work)
 
     def text() -> None:
         for letter in letters:
@@ -140,7 +126,7 @@ def retry(
         await _wake(woken)
         return woken
 
-    woken = _run(work)
+    woken = run_with_database(work)
     _echo(
         {"activities": len(woken)},
         json_output,
@@ -159,7 +145,7 @@ def discard(
         async with database.transaction() as session:
             return await discard_deliveries(session, selection)
 
-    count = _run(work)
+    count = run_with_database(work)
     _echo({"discarded": count}, json_output, lambda: typer.echo(f"discarded {count} deliveries"))
 
 
@@ -170,7 +156,7 @@ def _set_paused(host: str, paused: bool, json_output: bool) -> None:
         await _wake(woken)
         return woken
 
-    woken = _run(work)
+    woken = run_with_database(work)
     state = "paused" if paused else "resumed"
     _echo(
         {"host": host.lower(), "paused": paused, "activities": len(woken)},

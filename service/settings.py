@@ -102,7 +102,15 @@ class Settings(BaseSettings):
         8, description="Deliveries in progress at once per worker process to one host."
     )
     delivery_batch_size: int = Field(
-        500, description="Deliveries claimed from the database per claim."
+        64,
+        description="Deliveries claimed from the database per claim, at most (claims run "
+        "just ahead of the senders; a process never holds more than delivery_concurrency).",
+    )
+    delivery_signing_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads that make delivery signatures while the event loop does the "
+        "I/O (RSA signing releases the GIL); 0 signs on the event loop.",
     )
     delivery_lease_seconds: float = Field(
         120.0,

@@ -9,18 +9,26 @@ on SQLite as well as PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Insert, Table, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from service.db.engine import Database
 from service.db.models import WebhookEvent
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 200
+# The table rather than the mapped class: Core statements skip the ORM's per-row bookkeeping.
+_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_EARLIER = select(
+    _EVENTS.c.id, _EVENTS.c.source, _EVENTS.c.delivery_key, _EVENTS.c.state, _EVENTS.c.result
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,7 @@ class WebhookEventWriter:
     ) -> None:
         self.database = database
         self.after_commit = after_commit
+        self._insert = insert_statement(database.is_sqlite)
         self._waiting: list[tuple[PendingDelivery, asyncio.Future[StoredDelivery]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -68,6 +77,7 @@ class WebhookEventWriter:
             try:
                 outcomes = await self._write([delivery for delivery, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
+                log.warning("storing %d webhook deliveries failed: %r", len(batch), exc)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -81,50 +91,31 @@ class WebhookEventWriter:
                     future.set_result(outcome)
 
     async def _write(self, batch: list[PendingDelivery]) -> list[StoredDelivery]:
-        insert = sqlite_insert if self.database.is_sqlite else postgresql_insert
-        statement = (
-            insert(WebhookEvent)
-            .values(
-                [
-                    {
-                        "source": item.source,
-                        "delivery_key": item.key,
-                        "event_type": item.event_type[:64],
-                        "headers": item.headers,
-                        "body": item.body,
-                        "state": "received",
-                    }
-                    for item in batch
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["source", "delivery_key"])
-            .returning(WebhookEvent.id, WebhookEvent.source, WebhookEvent.delivery_key)
-        )
+        rows = [
+            {
+                "source": item.source,
+                "delivery_key": item.key,
+                "event_type": item.event_type[:64],
+                "headers": item.headers,
+                "body": item.body,
+                "state": "received",
+            }
+            for item in batch
+        ]
         async with self.database.engine.begin() as connection:
             inserted = {
                 (row.source, row.delivery_key): int(row.id)
-                for row in await connection.execute(statement)
+                for row in await connection.execute(self._insert, rows)
             }
             earlier: dict[tuple[str, str], Any] = {}
             missing = {(item.source, item.key) for item in batch} - inserted.keys()
             if missing:
-                rows = await connection.execute(
-                    select(
-                        WebhookEvent.id,
-                        WebhookEvent.source,
-                        WebhookEvent.delivery_key,
-                        WebhookEvent.state,
-                        WebhookEvent.result,
-                    ).where(
-                        or_(
-                            *(
-                                and_(WebhookEvent.source == s, WebhookEvent.delivery_key == k)
-                                for s, k in missing
-                            )
-                        )
+                found = await connection.execute(
+                    _EARLIER.where(
+                        tuple_(_EVENTS.c.source, _EVENTS.c.delivery_key).in_(sorted(missing))
                     )
                 )
-                earlier = {(row.source, row.delivery_key): row for row in rows}
+                earlier = {(row.source, row.delivery_key): row for row in found}
         outcomes: list[StoredDelivery] = []
         first_seen: set[tuple[str, str]] = set()
         for item in batch:
@@ -139,3 +130,15 @@ class WebhookEventWriter:
                 row = earlier[identity]
                 outcomes.append(StoredDelivery(int(row.id), True, str(row.state), row.result))
         return outcomes
+
+
+def insert_statement(is_sqlite: bool) -> Insert:
+    """The batch INSERT, built once: the rows go as execute parameters, so SQLAlchemy finds
+    the compiled form in its cache instead of building a cache key over every body, and
+    renders one multi-row INSERT per batch ("insertmanyvalues")."""
+    dialect_insert = sqlite_insert if is_sqlite else postgresql_insert
+    return (
+        dialect_insert(_EVENTS)
+        .on_conflict_do_nothing(index_elements=["source", "delivery_key"])
+        .returning(_EVENTS.c.id, _EVENTS.c.source, _EVENTS.c.delivery_key)
+    )

@@ -11,12 +11,16 @@ import hashlib
 import json
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from service.db.engine import Database
 from service.job_queue import JobQueue
 from service.problems import Problem
 from service.webhook_batches import PendingDelivery, StoredDelivery, WebhookEventWriter
 
 PROCESS_WEBHOOKS_TASK = "process_webhook_events"
+# How long a sender should wait before redelivering when the database is unavailable.
+RETRY_AFTER_SECONDS = 30
 _MAX_DELIVERY_KEY = 200
 # Headers worth keeping with the raw body; signatures are not among them.
 KEPT_HEADERS = (
@@ -80,8 +84,20 @@ async def store_webhook_event(
     headers: dict[str, str],
     body: bytes,
 ) -> StoredDelivery:
+    """Store the delivery, or answer 503 when the database cannot take it (the sender
+    redelivers later; nothing was accepted, so nothing is lost)."""
     delivery = PendingDelivery(source, key, event_type, headers, body)
-    return await webhook_writer(state, database).store(delivery)
+    try:
+        return await webhook_writer(state, database).store(delivery)
+    except (SQLAlchemyError, OSError) as exc:
+        # OSError: a refused connection while the server restarts surfaces unwrapped.
+        # The writer has logged the failure once for its whole batch.
+        raise Problem(
+            503,
+            "The webhook could not be stored; retry later",
+            type_="database-unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from exc
 
 
 async def enqueue_processing(queue: JobQueue | None, event_ids: list[int]) -> None:

@@ -168,3 +168,26 @@ async def test_oversized_admin_body_is_413_problem(client, admin_headers):
     )
     assert response.status_code == 413
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_null_for_a_required_field_is_422_naming_it(client, admin_headers):
+    await create(client, admin_headers)
+    response = await client.patch(
+        "/api/admin/accounts/blog", json={"indexable": None}, headers=admin_headers
+    )
+    assert response.status_code == 422
+    assert "indexable may not be null" in response.json()["errors"][0]["reason"]
+
+
+async def test_null_clears_an_optional_field(client, admin_headers):
+    await create(client, admin_headers, avatar_url="https://cdn.example.com/a.png")
+    response = await client.patch(
+        "/api/admin/accounts/blog", json={"avatar_url": None}, headers=admin_headers
+    )
+    assert response.status_code == 200
+    assert response.json()["avatar_url"] is None
+
+
+async def test_an_id_beyond_64_bits_is_422_not_500(client, admin_headers):
+    response = await client.get(f"/api/admin/posts/{2**70}", headers=admin_headers)
+    assert response.status_code == 422

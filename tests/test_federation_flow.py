@@ -46,7 +46,10 @@ class LiveRelay:
             return int(await session.scalar(query) or 0)
 
     async def eventually(
-        self, check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0
+        self,
+        check: Callable[[], Awaitable[bool]],
+        what: str,
+        timeout: float = 30.0,  # noqa: ASYNC109
     ) -> None:
         deadline = time.monotonic() + timeout
         while not await check():

@@ -68,7 +68,7 @@ async def test_signed_activity_is_stored_and_enqueued(
     assert row.state == "received"
     assert row.key_id == actor.key_id
     assert row.account_id is None
-    assert await redis.exists(f"arq:job:inbox-batch:{row.id}") == 1
+    assert [key async for key in redis.scan_iter(f"arq:job:inbox-batch:{row.id}:*")]
 
 
 async def test_repeated_activity_is_accepted_once(

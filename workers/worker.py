@@ -75,6 +75,8 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "on_job_start": bind_job_context,
         "ctx": {"settings": settings},
         "max_jobs": 50,
+        # arq's default 0.5 s poll would dominate webhook-to-inbox latency (two queue hops).
+        "poll_delay": 0.05,
         "job_timeout": 300,
         # Retries are scheduled by the relay from the database, never by arq.
         "max_tries": 1,

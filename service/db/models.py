@@ -201,6 +201,8 @@ class Delivery(Base):
         Index("ix_deliveries_state_due", "state", "next_attempt_at"),
         Index("ix_deliveries_host_state", "host", "state"),
         Index("ix_deliveries_order", "inbox", "ordering_key", "id"),
+        # Claims walk one activity's deliveries in id order from a cursor.
+        Index("ix_deliveries_activity", "activity_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

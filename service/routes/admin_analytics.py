@@ -16,7 +16,7 @@ from service.analytics import (
     posts_csv,
 )
 from service.db.models import Account, Post
-from service.dependencies import AdminDep, SessionDep
+from service.dependencies import AdminDep, RowId, SessionDep
 from service.problems import Problem
 
 router = APIRouter(prefix="/api/admin", tags=["admin: analytics"], dependencies=[AdminDep])
@@ -42,7 +42,7 @@ def _csv(body: str, filename: str) -> Response:
 
 
 @router.get("/posts/{post_id}/analytics")
-async def get_post_analytics(post_id: int, session: SessionDep) -> dict[str, Any]:
+async def get_post_analytics(post_id: RowId, session: SessionDep) -> dict[str, Any]:
     """Deliveries accepted, servers and followers reached, interactions from the fediverse
     and from linked Mastodon accounts, and both combined."""
     post = await session.get(Post, post_id)

@@ -20,7 +20,14 @@ from service.delivery_admin import (
     retry_deliveries,
     wake_activities,
 )
-from service.dependencies import AdminDep, DatabaseDep, QueueDep, SessionDep
+from service.dependencies import (
+    AdminDep,
+    DatabaseDep,
+    OptionalRowIdQuery,
+    QueueDep,
+    RowId,
+    SessionDep,
+)
 from service.destination_hosts import set_host_paused
 from service.problems import Problem
 
@@ -53,11 +60,11 @@ async def status(session: SessionDep) -> dict[str, Any]:
 async def dead_letters(
     session: SessionDep,
     account: Annotated[str | None, Query(max_length=64)] = None,
-    activity_id: int | None = None,
-    post_id: int | None = None,
+    activity_id: OptionalRowIdQuery = None,
+    post_id: OptionalRowIdQuery = None,
     host: Annotated[str | None, Query(max_length=255)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_id: int | None = None,
+    before_id: OptionalRowIdQuery = None,
 ) -> list[dict[str, Any]]:
     return await list_dead_letters(
         session,
@@ -70,7 +77,7 @@ async def dead_letters(
     )
 
 
-async def _one(session: SessionDep, delivery_id: int) -> Delivery:
+async def _one(session: SessionDep, delivery_id: RowId) -> Delivery:
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None:
         raise Problem(404, f"no delivery {delivery_id}", type_="not-found")
@@ -78,7 +85,7 @@ async def _one(session: SessionDep, delivery_id: int) -> Delivery:
 
 
 @router.post("/deliveries/{delivery_id}/retry", summary="Try one delivery again from scratch")
-async def retry_one(delivery_id: int, database: DatabaseDep, queue: QueueDep) -> dict[str, Any]:
+async def retry_one(delivery_id: RowId, database: DatabaseDep, queue: QueueDep) -> dict[str, Any]:
     async with database.transaction() as session:
         delivery = await _one(session, delivery_id)
         if delivery.state not in RETRYABLE_STATES:
@@ -91,7 +98,7 @@ async def retry_one(delivery_id: int, database: DatabaseDep, queue: QueueDep) ->
 
 
 @router.post("/deliveries/{delivery_id}/discard", summary="Give up on one delivery")
-async def discard_one(delivery_id: int, database: DatabaseDep) -> dict[str, Any]:
+async def discard_one(delivery_id: RowId, database: DatabaseDep) -> dict[str, Any]:
     async with database.transaction() as session:
         delivery = await _one(session, delivery_id)
         if delivery.state not in DISCARDABLE_STATES:
@@ -135,7 +142,7 @@ async def resume_host(host: str, database: DatabaseDep, queue: QueueDep) -> dict
 
 
 @router.get("/activities/{activity_id}/deliveries", summary="Per-inbox delivery record")
-async def activity_deliveries(activity_id: int, session: SessionDep) -> dict[str, Any]:
+async def activity_deliveries(activity_id: RowId, session: SessionDep) -> dict[str, Any]:
     activity = await session.get(Activity, activity_id)
     if activity is None:
         raise Problem(404, f"no activity {activity_id}", type_="not-found")
@@ -143,7 +150,7 @@ async def activity_deliveries(activity_id: int, session: SessionDep) -> dict[str
 
 
 @router.get("/posts/{post_id}/deliveries", summary="Delivery record of every activity of a post")
-async def post_deliveries(post_id: int, session: SessionDep) -> dict[str, Any]:
+async def post_deliveries(post_id: RowId, session: SessionDep) -> dict[str, Any]:
     post = await session.get(Post, post_id)
     if post is None:
         raise Problem(404, f"no post {post_id}", type_="not-found")

@@ -14,7 +14,7 @@ from federation.timestamps import format_timestamp
 from service.account_store import AccountStore
 from service.backfill import MAX_BACKFILL
 from service.db.models import Post
-from service.dependencies import AdminDep, SessionDep
+from service.dependencies import AdminDep, RowId, SessionDep
 from service.problems import Problem
 
 router = APIRouter(prefix="/api/admin", tags=["admin: featured"], dependencies=[AdminDep])
@@ -29,7 +29,7 @@ class BackfillSetting(BaseModel):
     count: int = Field(ge=0, le=MAX_BACKFILL, description="Latest posts sent to a new follower.")
 
 
-async def _post(session: SessionDep, post_id: int) -> Post:
+async def _post(session: SessionDep, post_id: RowId) -> Post:
     post = await session.get(Post, post_id)
     if post is None:
         raise Problem(404, f"No post {post_id}", type_="unknown-post")
@@ -69,12 +69,12 @@ async def pin_post(session: SessionDep, post: Post, now: datetime | None = None)
 
 
 @router.post("/posts/{post_id}/pin")
-async def pin(post_id: int, session: SessionDep) -> dict[str, Any]:
+async def pin(post_id: RowId, session: SessionDep) -> dict[str, Any]:
     return _pin_view(await pin_post(session, await _post(session, post_id)))
 
 
 @router.delete("/posts/{post_id}/pin")
-async def unpin(post_id: int, session: SessionDep) -> dict[str, Any]:
+async def unpin(post_id: RowId, session: SessionDep) -> dict[str, Any]:
     post = await _post(session, post_id)
     post.pinned_at = None
     await session.flush()

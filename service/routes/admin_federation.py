@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from federation.inbox_activities import domain_is_blocked
 from service.account_store import AccountStore
+from service.backfill import backfill_new_follower
 from service.db.models import (
     Account,
     BlockedDomain,
@@ -24,9 +25,8 @@ from service.db.models import (
     Interaction,
     Post,
 )
-from service.dependencies import AdminDep, QueueDep, SessionDep, UrlsDep
+from service.dependencies import AdminDep, QueueDep, RowId, SessionDep, UrlsDep
 from service.federation_runtime import runtime_of
-from service.backfill import backfill_new_follower
 from service.follow_answers import answer_follow
 from service.problems import Problem
 from service.publishing import enqueue_deliveries
@@ -84,7 +84,7 @@ async def list_followers(
     return {"total": total, "state": state, "items": [_follower_view(row) for row in rows]}
 
 
-async def _follower(session: SessionDep, account: Account, follower_id: int) -> Follower:
+async def _follower(session: SessionDep, account: Account, follower_id: RowId) -> Follower:
     follower = await session.get(Follower, follower_id)
     if follower is None or follower.account_id != account.id:
         raise Problem(404, "No such follower", type_="unknown-follower")
@@ -93,7 +93,7 @@ async def _follower(session: SessionDep, account: Account, follower_id: int) -> 
 
 @router.post("/accounts/{handle}/followers/{follower_id}/approve")
 async def approve_follower(
-    handle: str, follower_id: int, session: SessionDep, urls: UrlsDep, queue: QueueDep
+    handle: str, follower_id: RowId, session: SessionDep, urls: UrlsDep, queue: QueueDep
 ) -> dict[str, Any]:
     account = await _account(session, handle)
     follower = await _follower(session, account, follower_id)
@@ -109,7 +109,7 @@ async def approve_follower(
 
 @router.post("/accounts/{handle}/followers/{follower_id}/reject")
 async def reject_follower(
-    handle: str, follower_id: int, session: SessionDep, urls: UrlsDep, queue: QueueDep
+    handle: str, follower_id: RowId, session: SessionDep, urls: UrlsDep, queue: QueueDep
 ) -> dict[str, Any]:
     """Refuse a pending request, or remove an accepted follower (both send a Reject)."""
     account = await _account(session, handle)
@@ -127,7 +127,7 @@ async def reject_follower(
 
 @router.get("/posts/{post_id}/interactions")
 async def post_interactions(
-    post_id: int,
+    post_id: RowId,
     session: SessionDep,
     include_undone: bool = False,
 ) -> dict[str, Any]:

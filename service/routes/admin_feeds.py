@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from federation.timestamps import format_timestamp
 from service.db.models import Account, FeedSubscription
-from service.dependencies import AdminDep, SessionDep, SettingsDep
+from service.dependencies import AdminDep, RowId, SessionDep, SettingsDep
 from service.feed_polling import FeedFetcher, FeedFetchError, FeedPoller
 from service.problems import Problem
 
@@ -49,7 +49,7 @@ def feed_view(subscription: FeedSubscription) -> dict[str, Any]:
     }
 
 
-async def _subscription(session: SessionDep, subscription_id: int) -> FeedSubscription:
+async def _subscription(session: SessionDep, subscription_id: RowId) -> FeedSubscription:
     subscription = await session.get(FeedSubscription, subscription_id)
     if subscription is None:
         raise Problem(404, f"No feed subscription {subscription_id}", type_="unknown-feed")
@@ -98,18 +98,18 @@ async def add_feed(
 
 
 @router.get("/{subscription_id}")
-async def get_feed(subscription_id: int, session: SessionDep) -> dict[str, Any]:
+async def get_feed(subscription_id: RowId, session: SessionDep) -> dict[str, Any]:
     return feed_view(await _subscription(session, subscription_id))
 
 
 @router.delete("/{subscription_id}", status_code=204, response_class=Response)
-async def remove_feed(subscription_id: int, session: SessionDep) -> Response:
+async def remove_feed(subscription_id: RowId, session: SessionDep) -> Response:
     await session.delete(await _subscription(session, subscription_id))
     return Response(status_code=204)
 
 
 @router.post("/{subscription_id}/poll")
-async def poll_feed(subscription_id: int, request: Request, session: SessionDep) -> dict[str, Any]:
+async def poll_feed(subscription_id: RowId, request: Request, session: SessionDep) -> dict[str, Any]:
     """Poll at once instead of waiting for the schedule."""
     await _subscription(session, subscription_id)
     await session.commit()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from federation.addresses import ForbiddenUrl, check_url
 from service.db.models import MastodonTarget
-from service.dependencies import AdminDep, SessionDep, SettingsDep
+from service.dependencies import AdminDep, RowId, SessionDep, SettingsDep
 from service.problems import Problem
 from service.routes.actors import load_account
 from service.secret_box import encrypt_secret
@@ -85,7 +85,7 @@ async def add_target(
 
 
 @router.delete("/{target_id}", status_code=204, response_class=Response)
-async def remove_target(handle: str, target_id: int, session: SessionDep) -> Response:
+async def remove_target(handle: str, target_id: RowId, session: SessionDep) -> Response:
     account = await load_account(session, handle)
     target = await session.get(MastodonTarget, target_id)
     if target is None or target.account_id != account.id:

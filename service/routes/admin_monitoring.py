@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from service import monitoring
-from service.dependencies import AdminDep, SessionDep
+from service.dependencies import AdminDep, RowId, SessionDep
 from service.problems import Problem
 
 router = APIRouter(
@@ -83,7 +83,7 @@ async def posts(session: SessionDep, limit: Limit = 20) -> list[monitoring.Recen
 
 
 @router.get("/posts/{post_id}", summary="Where a post went, where it did not, and why")
-async def post(post_id: int, session: SessionDep, limit: Limit = 200) -> monitoring.PostReport:
+async def post(post_id: RowId, session: SessionDep, limit: Limit = 200) -> monitoring.PostReport:
     report = await monitoring.post_report(session, post_id, limit=limit)
     if report is None:
         raise Problem(404, f"No post {post_id}", type_="unknown-post")

@@ -12,7 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Account, Post
-from service.dependencies import AdminDep, DatabaseDep, QueueDep, SessionDep, UrlsDep
+from service.dependencies import (
+    MAX_ROW_ID,
+    AdminDep,
+    DatabaseDep,
+    QueueDep,
+    RowId,
+    SessionDep,
+    UrlsDep,
+)
 from service.post_preview import preview_events
 from service.post_publisher import PostPublisher, PublishOutcome, announce
 from service.post_targets import target_accounts
@@ -121,7 +129,9 @@ async def list_posts(
     state: PostState | None = None,
     account: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    before_id: int | None = Query(None, description="Page: posts with a smaller id."),
+    before_id: int | None = Query(
+        None, ge=1, le=MAX_ROW_ID, description="Page: posts with a smaller id."
+    ),
 ) -> list[PostView]:
     query = select(Post, Account.handle).join(Account, Account.id == Post.account_id)
     if state:
@@ -147,7 +157,7 @@ async def list_scheduled(
     return await _views(session, query)
 
 
-async def _load(session: AsyncSession, post_id: int) -> tuple[Post, str]:
+async def _load(session: AsyncSession, post_id: RowId) -> tuple[Post, str]:
     row = (
         await session.execute(
             select(Post, Account.handle)
@@ -162,7 +172,7 @@ async def _load(session: AsyncSession, post_id: int) -> tuple[Post, str]:
 
 
 @router.get("/{post_id}", response_model=PostView)
-async def show_post(post_id: int, session: SessionDep) -> PostView:
+async def show_post(post_id: RowId, session: SessionDep) -> PostView:
     post, handle = await _load(session, post_id)
     return PostView.of(post, handle, with_document=True)
 
@@ -175,7 +185,7 @@ def _not_scheduled(post: Post) -> Problem:
 
 @router.patch("/{post_id}/schedule", response_model=PostView)
 async def reschedule_post(
-    post_id: int, body: Reschedule, database: DatabaseDep, queue: QueueDep
+    post_id: RowId, body: Reschedule, database: DatabaseDep, queue: QueueDep
 ) -> PostView:
     """Move a scheduled post to another time (a time in the past publishes it at once)."""
     async with database.transaction() as session:
@@ -190,7 +200,7 @@ async def reschedule_post(
 
 
 @router.post("/{post_id}/cancel", response_model=PostView)
-async def cancel_post(post_id: int, database: DatabaseDep) -> PostView:
+async def cancel_post(post_id: RowId, database: DatabaseDep) -> PostView:
     """Cancel a scheduled post; it will never be published."""
     async with database.transaction() as session:
         post, handle = await _load(session, post_id)

@@ -32,6 +32,7 @@ from service.admin_session import (
 from service.dependencies import (
     DatabaseDep,
     QueueDep,
+    RowId,
     SessionDep,
     SettingsDep,
     UrlsDep,
@@ -228,7 +229,7 @@ async def dashboard(
 @router.get("/posts/{post_id}")
 async def post_page(
     request: Request,
-    post_id: int,
+    post_id: RowId,
     admin: DashboardSession,
     settings: SettingsDep,
     session: SessionDep,
@@ -295,14 +296,14 @@ async def change_account(
 
 
 @router.post("/actions/scheduled/{post_id}/cancel")
-async def cancel_scheduled(post_id: int, _admin: ActionSession, database: DatabaseDep) -> Response:
+async def cancel_scheduled(post_id: RowId, _admin: ActionSession, database: DatabaseDep) -> Response:
     result = await dashboard_actions.cancel_post(database, post_id)
     return _back("scheduled", result.code, None, result.detail)
 
 
 @router.post("/actions/scheduled/{post_id}/reschedule")
 async def reschedule(
-    post_id: int,
+    post_id: RowId,
     _admin: ActionSession,
     database: DatabaseDep,
     queue: QueueDep,
@@ -314,7 +315,7 @@ async def reschedule(
 
 @router.post("/actions/follows/{follower_id}/{answer}")
 async def answer_follow(
-    follower_id: int,
+    follower_id: RowId,
     answer: str,
     _admin: ActionSession,
     session: SessionDep,

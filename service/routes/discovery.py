@@ -9,7 +9,12 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, select
 
 from federation.nodeinfo import NODEINFO_VERSIONS, NodeUsage, build_nodeinfo, build_nodeinfo_links
-from federation.webfinger import UnresolvableResource, build_host_meta, build_webfinger, parse_resource
+from federation.webfinger import (
+    UnresolvableResource,
+    build_host_meta,
+    build_webfinger,
+    parse_resource,
+)
 from service.account_store import AccountStore
 from service.db.models import Account, Post
 from service.dependencies import SessionDep, SettingsDep, UrlsDep

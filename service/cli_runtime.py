@@ -1,0 +1,35 @@
+"""What every `fedirelay` subcommand shares: running async work against the database, and
+failing with a message and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+
+from service.db.engine import Database
+from service.settings import get_settings
+
+T = TypeVar("T")
+
+
+def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one coroutine with a database connection that is closed afterwards."""
+    settings = get_settings()
+
+    async def runner() -> T:
+        database = Database(settings.effective_database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(runner())
+
+
+def cli_failure(message: str, code: int = 1) -> typer.Exit:
+    """Print `error: message` to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
