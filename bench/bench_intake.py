@@ -120,9 +120,7 @@ async def follows(
         async with relay.database.session() as session:
             follower_rows = int(
                 await session.scalar(
-                    select(func.count())
-                    .select_from(Follower)
-                    .where(Follower.state == "accepted")
+                    select(func.count()).select_from(Follower).where(Follower.state == "accepted")
                 )
                 or 0
             )

@@ -27,16 +27,17 @@ import argparse
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bench.bench_fanout import FleetHandle, fleet_process
 from bench.drill_report import DrillReport
-from bench.fleet_observer import ArrivalSummary, arrivals_since, wait_for_distinct
+from bench.fleet_observer import ArrivalSummary, wait_for_distinct
 from bench.relay_load import PublishedBatch, insert_followers, publish_posts
 from bench.relay_process import RelayProcesses
-from service.db.models import Delivery, DeliveryAttempt
+from service.db.models import Delivery, DeliveryAttempt, DestinationHost
 
 SLOWNESS_FACTOR = 1.5
 HOST_FAULT_SETTINGS: dict[str, Any] = {
@@ -110,6 +111,7 @@ async def failing_hosts(
                 batch.delivery_count,
                 fault_seconds + recovery_timeout,
             )
+            breakers = await _breakers(relay, failing)
             healthy_last = _last_among(summary, healthy)
             failing_last = _last_among(summary, failing)
             healthy_seconds = None if healthy_last is None else healthy_last - batch.committed_at
@@ -128,6 +130,7 @@ async def failing_hosts(
                 if failing_last is None
                 else round(failing_last - fault_ends, 2),
                 fault_responses=(await fleet.remote.state())["fault_responses"],
+                failing_breakers_at_end=breakers,
                 retry_time_scale=HOST_FAULT_SETTINGS["delivery_retry_time_scale"],
             )
             report.check(
@@ -144,6 +147,27 @@ async def failing_hosts(
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
     return report.as_dict()
+
+
+async def _breakers(relay: RelayProcesses, hosts: set[str]) -> dict[str, Any]:
+    """Consecutive failures and remaining cool-off of the given hosts' circuit breakers."""
+    now = datetime.now(UTC)
+    async with relay.database.session() as session:
+        rows = (
+            await session.execute(
+                select(
+                    DestinationHost.consecutive_failures, DestinationHost.breaker_open_until
+                ).where(DestinationHost.host.in_(hosts))
+            )
+        ).all()
+    failures = sorted(int(count) for count, _ in rows)
+    remaining = sorted(
+        round((until - now).total_seconds()) for _, until in rows if until is not None
+    )
+    return {
+        "consecutive_failures": failures,
+        "open_seconds_remaining": [seconds for seconds in remaining if seconds > 0],
+    }
 
 
 async def _attempts_to(relay: RelayProcesses, host: str) -> list[tuple[str | None, int | None]]:
@@ -180,9 +204,7 @@ async def _slow_phase(
     before = int((await fleet.remote.state())["arrivals"])
     batch = await publish_posts(relay, posts)
     others_expected = len(batch.activity_ids) * len(others)
-    summary = await wait_for_distinct(
-        fleet.remote, before, batch.activity_ids, others_expected, 60
-    )
+    summary = await wait_for_distinct(fleet.remote, before, batch.activity_ids, others_expected, 60)
     others_last = _last_among(summary, others)
     # Wait (bounded) until the slow host's first requests have ended one way or another.
     deadline = time.monotonic() + cut_timeout
@@ -240,7 +262,7 @@ async def slow_host(
             for phase in (accepted, erring):
                 seconds = phase["others_last_seconds"]
                 report.check(
-                    f"other hosts not slowed beyond 1.5 × the baseline (slow {phase['slow_status']})",
+                    f"other hosts within 1.5 × the baseline (slow {phase['slow_status']})",
                     seconds is not None and seconds <= SLOWNESS_FACTOR * baseline,
                     f"{seconds} s vs baseline {baseline:.2f} s",
                 )

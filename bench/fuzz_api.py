@@ -62,7 +62,11 @@ async def fuzz(max_examples: int = 25, time_limit: float = 300.0) -> dict[str, A
             for match in re.finditer(r"^_+ ((?:GET|POST|PUT|PATCH|DELETE) \S+) _+$", output, re.M)
         }
     )
+    failures = ""
+    if "FAILURES" in output:
+        failures = output.split("FAILURES", 1)[1].split("SUMMARY", 1)[0][-6000:]
     return {
+        "failures": failures,
         "name": "API fuzzing (schemathesis, admin and webhook APIs)",
         "verdict": "pass" if completed.returncode == 0 else "fail",
         "exit_code": completed.returncode,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.host_health import HEALTHY
@@ -31,12 +33,17 @@ async def set_host_paused(session: AsyncSession, host: str, paused: bool) -> lis
     """Hold (or release) every delivery to a host without failing it. On resume, returns the
     activity ids with due deliveries to that host, to wake after commit."""
     host = host.lower()
-    record = await session.get(DestinationHost, host)
-    if record is None:
-        session.add(DestinationHost(host=host, paused=paused))
-    else:
-        record.paused = paused
-    await session.flush()
+    # One upsert, so two concurrent requests for a host never seen before cannot both
+    # insert it (the loser would hit the primary key: a 500 for a valid request).
+    builder: Any = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    statement = builder(DestinationHost).values(host=host, paused=paused)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["host"], set_={"paused": statement.excluded.paused}
+        )
+    )
     if paused:
         return []
     due = await session.scalars(

@@ -22,8 +22,9 @@ from service.db.models import Account, BlockedDomain
 from service.host_rate_limit import HostRateLimiter
 from service.inbound_signatures import InboundSignatureVerifier
 from service.inbox_store import InboxWriter
+from service.instance_actor import instance_signer
 from service.job_queue import JobQueue
-from service.remote_documents import PublicKeyResolver, RemoteDocumentFetcher
+from service.remote_documents import FetchSigner, PublicKeyResolver, RemoteDocumentFetcher
 from service.settings import Settings
 
 
@@ -99,9 +100,13 @@ class FederationRuntime:
 
     @classmethod
     def open(
-        cls, settings: Settings, database: Database, queue: Callable[[], JobQueue | None]
+        cls,
+        settings: Settings,
+        database: Database,
+        queue: Callable[[], JobQueue | None],
+        signer: FetchSigner | None = None,
     ) -> FederationRuntime:
-        fetcher = RemoteDocumentFetcher.from_settings(settings)
+        fetcher = RemoteDocumentFetcher.from_settings(settings, signer=signer)
         resolver = PublicKeyResolver(fetcher)
         limiter = None
         if settings.inbox_rate_limit_per_second > 0:
@@ -127,8 +132,10 @@ class FederationRuntime:
 @asynccontextmanager
 async def federation_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Router lifespan: runs inside the app's, so the database already exists."""
+    # Key fetches are signed as the instance actor, so authorized-fetch servers answer them.
+    signer = await instance_signer(app.state.database, app.state.urls)
     runtime = FederationRuntime.open(
-        app.state.settings, app.state.database, lambda: app.state.queue
+        app.state.settings, app.state.database, lambda: app.state.queue, signer
     )
     app.state.federation = runtime
     try:

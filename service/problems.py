@@ -8,10 +8,23 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://fedirelay.dev/problems/"
+DATABASE_RETRY_AFTER_SECONDS = 5
+# The database is unreachable, restarting or out of connections: the client's request was
+# fine and may simply be sent again. ConnectionError covers a refused or reset connection
+# that a driver raises without wrapping it.
+DATABASE_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeoutError,
+    ConnectionError,
+)
 
 
 class Problem(Exception):
@@ -90,6 +103,18 @@ def install_problem_handlers(app: FastAPI) -> None:
                 Problem(400, "Body is not valid JSON", type_="malformed-json"), request.url.path
             )
         return problem_response(validation_problem(errors), request.url.path)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        problem = Problem(
+            503,
+            "The database is unavailable; retry later",
+            type_="database-unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+        return problem_response(problem, request.url.path)
+
+    for error_class in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error_class, _database_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -74,6 +74,14 @@ def webhook_writer(state: Any, database: Database) -> WebhookEventWriter:
     return writer
 
 
+async def close_webhook_writer(state: Any) -> None:
+    """At shutdown: finish the batches under way and release the writer's connection."""
+    writer: WebhookEventWriter | None = getattr(state, "webhook_writer", None)
+    if writer is not None:
+        state.webhook_writer = None
+        await writer.close()
+
+
 async def store_webhook_event(
     state: Any,
     database: Database,

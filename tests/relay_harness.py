@@ -69,9 +69,23 @@ async def running_api(settings: Settings) -> AsyncIterator[str]:
 async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
     """An arq worker in this event loop (fast to start; for tests that do not kill it)."""
     options = worker_settings(settings, handle_signals=False, **overrides)
+    # arq keeps cron schedules on the module-level CronJob objects; a fresh worker in the same
+    # process must start from scratch, as a new worker process would.
+    for cron_job in options["cron_jobs"]:
+        cron_job.next_run = None
     worker = Worker(**options)
     task = asyncio.create_task(worker.async_run())
     try:
+        # Fail loudly if startup fails, instead of a test timing out on a worker that never ran.
+        for _ in range(400):
+            if worker.ctx.get("ready"):
+                break
+            if task.done():
+                task.result()
+                raise RuntimeError("worker stopped during startup")
+            await asyncio.sleep(0.025)
+        else:
+            raise RuntimeError("worker did not finish startup in 10 s")
         yield worker
     finally:
         task.cancel()

@@ -21,6 +21,7 @@ from service.db.engine import Database
 from service.db.models import Account, Follower, FollowerSnapshot, InboxActivity
 from service.inbox_processing import InboxProcessor
 from service.inbox_store import PROCESS_TASK, processing_job_id
+from service.instance_actor import instance_signer
 from service.job_queue import JobQueue
 from service.remote_actors import upsert_statement
 from service.remote_documents import RemoteDocumentFetcher
@@ -35,7 +36,8 @@ _FETCHER = "inbox_fetcher"
 
 async def STARTUP(ctx: dict[str, Any]) -> None:  # noqa: N802 - name fixed by workers.worker
     worker = context_of(ctx)
-    fetcher = RemoteDocumentFetcher.from_settings(worker["settings"])
+    signer = await instance_signer(worker["database"], worker["urls"])
+    fetcher = RemoteDocumentFetcher.from_settings(worker["settings"], signer=signer)
 
     async def fetch(url: str) -> dict[str, Any]:
         return (await fetcher.fetch(url)).document

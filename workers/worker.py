@@ -44,6 +44,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         hook: Callable[[dict[str, Any]], Awaitable[None]] | None = getattr(module, "STARTUP", None)
         if hook is not None:
             await hook(ctx)
+    ctx["ready"] = True
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

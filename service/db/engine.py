@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,6 +56,29 @@ def engine_options(url: str, *, echo: bool = False) -> dict[str, Any]:
         # instead of keeping every one of them warm.
         "pool_use_lifo": True,
     }
+
+
+def sqlite_writer_engine(url: str) -> Engine | None:
+    """A synchronous engine with one connection to the same SQLite file, for a writer thread.
+
+    Through aiosqlite every statement, fetch and commit is a round trip to the connection's
+    thread (a dozen per small transaction); a writer that runs its whole transaction in a
+    thread of its own makes one. None for an in-memory database, which another connection
+    would not see.
+    """
+    parsed = make_url(url)
+    if not url.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    if "mode=memory" in url:
+        return None
+    engine = create_engine(
+        parsed.set(drivername="sqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _configure_sqlite)
+    return engine
 
 
 class Database:

@@ -443,3 +443,15 @@ class ForgeRepositoryState(Base):
     # Releases published before the repository was first polled are history, not news.
     watched_since: Mapped[datetime] = mapped_column(UTCDateTime())
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class InstanceKey(Base):
+    """The instance actor's key: signs the relay's own GETs of remote documents, which servers
+    in authorized-fetch mode require. One row (id 1), created on first use."""
+
+    __tablename__ = "instance_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from federation.instance_actor import build_instance_actor
 from service.account_store import AccountStore
 from service.actor_profiles import actor_document
 from service.db.models import Account, Post
 from service.dependencies import SessionDep, SettingsDep, UrlsDep
+from service.instance_actor import instance_key
 from service.negotiation import wants_activity_json
 from service.page_templates import templates
 from service.problems import Problem
@@ -41,10 +43,18 @@ def _post_view(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@router.get("/actor", response_model=None)
+async def instance_actor(request: Request, settings: SettingsDep, urls: UrlsDep) -> Response:
+    """The relay's own actor. Always served unsigned: servers fetch it to verify our signed
+    GETs, so requiring a signature here would deadlock authorized fetch on both sides."""
+    key = await instance_key(request.app.state.database)
+    return ActivityJSONResponse(
+        build_instance_actor(urls, settings.effective_domain, key.public_pem)
+    )
+
+
 @router.get("/users/{handle}", response_model=None)
-async def actor(
-    handle: str, request: Request, session: SessionDep, urls: UrlsDep
-) -> Response:
+async def actor(handle: str, request: Request, session: SessionDep, urls: UrlsDep) -> Response:
     account = await load_account(session, handle)
     if wants_activity_json(request):
         return ActivityJSONResponse(actor_document(account, urls))
@@ -77,5 +87,7 @@ async def profile_page(
             "posts": [_post_view(document) for document in posts],
             "followers": followers,
         },
-        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:"},
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:"
+        },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0002_delivery_claim_index"
-down_revision = "0001_initial"
+down_revision = "0002_ops_indexes"
 branch_labels = None
 depends_on = None
 

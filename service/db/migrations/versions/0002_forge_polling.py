@@ -12,7 +12,7 @@ from alembic import op
 import service.db.types
 
 revision = "0002_forge_polling"
-down_revision = "0001_initial"
+down_revision = "0002_community"
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0002_ops_indexes"
-down_revision = "0001_initial"
+down_revision = "0002_inbox_indexes"
 branch_labels = None
 depends_on = None
 

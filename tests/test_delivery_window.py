@@ -1,0 +1,119 @@
+"""The claim window: a process holds at most `delivery_concurrency` claimed deliveries whose
+outcome is not committed, so a crash can repeat at most that many."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from bench.fleet import Fleet
+from federation.urls import InstanceUrls
+from service.db.engine import Database
+from service.db.models import Delivery
+from service.delivery_engine import DeliveryEngine
+from service.delivery_tracking import ClaimWindow, HostSlots
+from service.delivery_transport import InboxPoster, delivery_session
+from service.settings import Settings
+from tests.delivery_scenarios import (
+    create_account,
+    delivery_states,
+    fast_settings,
+    follow_from_fleet,
+    note_activity,
+    publish,
+    trust_account_key,
+)
+
+WINDOW = 4
+
+
+async def test_a_reservation_takes_at_most_what_is_free() -> None:
+    window = ClaimWindow(10)
+
+    assert await window.reserve(6, 1) == 6
+    assert await window.reserve(6, 1) == 4
+    assert window.free == 0
+
+
+async def test_a_reservation_waits_until_its_minimum_is_free() -> None:
+    window = ClaimWindow(10)
+    await window.reserve(10, 10)
+    waiting = asyncio.create_task(window.reserve(8, 3))
+    await asyncio.sleep(0)
+    window.release(2)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+
+    window.release(2)
+
+    assert await asyncio.wait_for(waiting, 1) == 4
+    assert window.free == 0
+
+
+async def test_a_cancelled_reservation_gives_its_room_back() -> None:
+    window = ClaimWindow(4)
+    await window.reserve(4, 4)
+    waiting = asyncio.create_task(window.reserve(4, 2))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    window.release(4)
+
+    assert window.free == 4
+    assert window.waiting == 0
+
+
+async def test_a_host_with_all_slots_taken_and_a_backlog_is_saturated() -> None:
+    slots = HostSlots(per_host=1)
+    await slots.acquire("busy.example")
+    waiters = [asyncio.create_task(slots.acquire("busy.example")) for _ in range(2)]
+    await asyncio.sleep(0)
+
+    assert slots.saturated(backlog=2) == ["busy.example"]
+    assert slots.saturated(backlog=3) == []
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    slots.release("busy.example")
+    assert len(slots) == 0
+
+
+async def _count_in_flight(database: Database) -> int:
+    async with database.session() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.state == "in_flight")
+        )
+    return int(count or 0)
+
+
+async def test_rows_in_flight_never_exceed_the_window_across_concurrent_activities(
+    database: Database, settings: Settings
+) -> None:
+    settings = fast_settings(settings, delivery_concurrency=WINDOW, delivery_batch_size=WINDOW)
+    urls = InstanceUrls(settings.base_url)
+    account = await create_account(database)
+    http = delivery_session(test_mode=True, concurrency=WINDOW, per_host=2)
+    engine = DeliveryEngine(settings, database, None, InboxPoster(http, test_mode=True))
+    peak = 0
+    async with Fleet(hosts=30, followers=1) as fleet:
+        trust_account_key(fleet, account, urls)
+        await follow_from_fleet(database, account, fleet)
+        activity_ids = [
+            (await publish(database, account, note_activity(urls, account))).activity_row_id
+            for _ in range(4)
+        ]
+        fan_out = asyncio.gather(*(engine.deliver_activity(i) for i in activity_ids))
+        while not fan_out.done():
+            peak = max(peak, await _count_in_flight(database))
+            await asyncio.sleep(0.002)
+        attempted = await fan_out
+    await engine.close()
+    await http.close()
+
+    assert attempted == [30, 30, 30, 30]
+    assert await delivery_states(database) == {"delivered": 120}
+    assert 0 < peak <= WINDOW
