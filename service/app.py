@@ -20,7 +20,7 @@ from service.routes import actors, admin_accounts, discovery, feeds, health
 from service.routes import admin_federation, collections, inbox, objects
 from service.routes import admin_monitoring, dashboard
 from service.routes import metrics as metrics_routes
-from service.routes import admin_posts, admin_routing, hooks, preview
+from service.routes import admin_posts, admin_routing, hooks, preview, tags
 from service.routes import admin_analytics, admin_featured, admin_feeds, admin_migration
 from service.routes import admin_deliveries, admin_mastodon_targets
 from service.settings import Settings, get_settings
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (metrics_routes.router, admin_monitoring.router, dashboard.router):
         app.include_router(router)
     app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
-    for router in (admin_posts.router, admin_routing.router, preview.router):
+    for router in (admin_posts.router, admin_routing.router, preview.router, tags.router):
         app.include_router(router)
     for router in (admin_migration.router, admin_featured.router, admin_analytics.router, admin_feeds.router):
         app.include_router(router)

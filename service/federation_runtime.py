@@ -57,18 +57,22 @@ class BlockedDomains:
 
 
 class AccountIds:
-    """handle -> account id, cached briefly (an unknown handle is cached too)."""
+    """handle -> account id, cached briefly. An unknown handle is cached for a much shorter
+    time: long enough to absorb a flood of requests for it, short enough that a newly created
+    account's inbox answers within seconds."""
 
     def __init__(
         self,
         database: Database,
         *,
         ttl: float = 30.0,
+        unknown_ttl: float = 2.0,
         size: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._ttl = ttl
+        self._unknown_ttl = unknown_ttl
         self._size = size
         self._clock = clock
         self._ids: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
@@ -77,8 +81,10 @@ class AccountIds:
         key = handle.lower()
         now = self._clock()
         cached = self._ids.get(key)
-        if cached is not None and now - cached[0] <= self._ttl:
-            return cached[1]
+        if cached is not None:
+            ttl = self._ttl if cached[1] is not None else self._unknown_ttl
+            if now - cached[0] <= ttl:
+                return cached[1]
         async with self._database.session() as session:
             account_id = await session.scalar(select(Account.id).where(Account.handle == key))
         self._ids[key] = (now, account_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,8 +58,17 @@ def parse_json_body(body: bytes) -> Any:
         raise Problem(400, "Body is not valid JSON", type_="malformed-json") from exc
 
 
-def kept_headers(headers: Any) -> dict[str, str]:
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
+_KEPT_RAW = frozenset(name.encode("latin-1") for name in KEPT_HEADERS)
+
+
+def kept_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The kept headers from the ASGI header list (lower-case names), in one pass; the first
+    of repeated headers wins, as with Starlette's `Headers`."""
+    kept: dict[str, str] = {}
+    for name, value in raw_headers:
+        if name in _KEPT_RAW:
+            kept.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return kept
 
 
 def webhook_writer(state: Any, database: Database) -> WebhookEventWriter:

@@ -22,6 +22,8 @@ from service.responses import ActivityJSONResponse
 router = APIRouter(tags=["actors"])
 
 PROFILE_POSTS = 20
+# Public pages: inline styles only, images from anywhere (avatars, post images), no scripts.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:"
 
 
 async def load_account(session: SessionDep, handle: str) -> Account:
@@ -31,7 +33,7 @@ async def load_account(session: SessionDep, handle: str) -> Account:
     return account
 
 
-def _post_view(document: dict[str, Any]) -> dict[str, Any]:
+def post_view(document: dict[str, Any]) -> dict[str, Any]:
     content_map = document.get("contentMap") or {}
     return {
         "name": document.get("name"),
@@ -84,7 +86,7 @@ async def profile_page(
             "account": account,
             "domain": settings.effective_domain,
             "urls": urls.account(account.handle),
-            "posts": [_post_view(document) for document in posts],
+            "posts": [post_view(document) for document in posts],
             "followers": followers,
         },
         headers={

@@ -71,6 +71,8 @@ def _settings(request: Request) -> Settings:
 
 
 def _dry_run_requested(request: Request) -> bool:
+    if not request.scope.get("query_string"):
+        return False  # the usual case, without parsing an empty query string
     return request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
 
 
@@ -110,7 +112,7 @@ async def _accept(
         source=source,
         key=key,
         event_type=event_type,
-        headers=kept_headers(request.headers),
+        headers=kept_headers(request.headers.raw),
         body=body,
     )
     if stored.duplicate:
