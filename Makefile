@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck bench drills clean
+.PHONY: run test install lint typecheck bench bench-long drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+bench-long: $(STAMP)
+	$(BIN)/python -m bench.run_all --only memory
 
 drills: $(STAMP)
 	$(BIN)/python -m bench.drills

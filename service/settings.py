@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         256, description="Deliveries in progress at once per worker process (all hosts)."
     )
     delivery_per_host_concurrency: int = Field(
-        8, description="Deliveries in progress at once per worker process to one host."
+        4,
+        description="Deliveries in progress at once per worker process to one host "
+        "(each keeps a keep-alive connection open).",
     )
     delivery_batch_size: int = Field(
         64,
