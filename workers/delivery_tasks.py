@@ -9,6 +9,7 @@ from arq.cron import cron
 
 from service.delivery_engine import DeliveryEngine
 from service.delivery_transport import InboxPoster, delivery_session
+from service.logging_setup import log_context
 from service.mastodon_delivery import MastodonDelivery
 from workers.context import context_of
 
@@ -63,7 +64,8 @@ def _engine(ctx: dict[str, Any]) -> DeliveryEngine:
 
 async def deliver_activity(ctx: dict[str, Any], activity_row_id: int) -> int:
     """Deliver every due delivery of one activity (one job per activity, a pool inside)."""
-    return await _engine(ctx).deliver_activity(activity_row_id)
+    with log_context(activity_id=activity_row_id):
+        return await _engine(ctx).deliver_activity(activity_row_id)
 
 
 async def sweep_deliveries(ctx: dict[str, Any]) -> int:

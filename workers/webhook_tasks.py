@@ -6,6 +6,7 @@ from typing import Any
 
 from arq.cron import cron
 
+from service.logging_setup import log_context
 from service.webhook_processing import process_webhook_event as process_stored_event
 from service.webhook_processing import requeue_stale_events
 from workers.context import context_of
@@ -16,9 +17,10 @@ async def process_webhook_events(ctx: dict[str, Any], event_ids: list[int]) -> i
     worker = context_of(ctx)
     processed = 0
     for event_id in event_ids:
-        result = await process_stored_event(
-            worker["database"], worker["queue"], worker["urls"], worker["settings"], event_id
-        )
+        with log_context(webhook_event_id=event_id):
+            result = await process_stored_event(
+                worker["database"], worker["queue"], worker["urls"], worker["settings"], event_id
+            )
         processed += result is not None
     return processed
 
