@@ -61,6 +61,8 @@ class SourceEvent:
     prerelease: bool = False
     stars: int | None = None
     actor_name: str | None = None
+    # Pin to (True) or unpin from (False) the profile's featured posts; None leaves it alone.
+    pinned: bool | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -21,6 +21,7 @@ from federation.source_events import PUBLISHED, UNPUBLISHED, UPDATED, SourceEven
 from federation.timestamps import format_timestamp
 from federation.urls import InstanceUrls
 from service.db.models import Account, Post
+from service.featured_posts import PinRefused, pin_post, unpin_post
 from service.job_queue import JobQueue
 from service.post_targets import find_post, target_accounts
 from service.publishing import PublishedActivity, enqueue_deliveries, publish_activity
@@ -106,14 +107,37 @@ class PostPublisher:
         existing = await find_post(self.session, account, event, lock=True)
         try:
             if event.action == PUBLISHED:
-                return await self._published(event, account, existing)
-            if event.action == UPDATED:
-                return await self._updated(event, account, existing)
-            if event.action == UNPUBLISHED:
+                outcome = await self._published(event, account, existing)
+            elif event.action == UPDATED:
+                outcome = await self._updated(event, account, existing)
+            elif event.action == UNPUBLISHED:
                 return await self._unpublished(event, account, existing)
+            else:
+                return self._report(
+                    account, "ignored", existing, reason=f"unknown action {event.action}"
+                )
         except TemplateProblem as exc:
             return self._report(account, "failed", existing, reason=str(exc))
-        return self._report(account, "ignored", existing, reason=f"unknown action {event.action}")
+        await self._apply_pin(event, account, outcome)
+        return outcome
+
+    async def _apply_pin(
+        self, event: SourceEvent, account: Account, outcome: PublishOutcome
+    ) -> None:
+        if event.pinned is None:
+            return
+        post = await find_post(self.session, account, event, lock=False)
+        if post is None or post.state != "published":
+            return  # a scheduled post is pinned by a later update, once it is out
+        try:
+            if event.pinned:
+                await pin_post(self.session, post, self.now)
+            else:
+                await unpin_post(self.session, post)
+        except PinRefused as refused:
+            for report in outcome.accounts:
+                if report.get("account") == account.handle:
+                    report["pin"] = refused.reason
 
     def _render(
         self, event: SourceEvent, account: Account, object_id: str, published: datetime

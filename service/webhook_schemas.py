@@ -74,6 +74,11 @@ class PostContent(BaseModel):
     dry_run: bool = Field(
         False, description="Answer with what would be published, without publishing."
     )
+    pinned: bool | None = Field(
+        None,
+        description="Pin the post to the account's profile (featured posts); false unpins it; "
+        "absent leaves it as it is.",
+    )
 
 
 class CmsEvent(PostContent):
@@ -135,6 +140,7 @@ def source_event_of(
         sensitive=body.sensitive,
         scheduled_at=body.scheduled_at,
         accounts=tuple(handle.lower() for handle in body.accounts),
+        pinned=body.pinned,
     )
 
 

@@ -23,7 +23,7 @@ from federation.key_documents import KeyNotFound, find_public_key
 
 BASE = "https://relay.example"
 ACTOR = "https://remote.example/users/alice"
-PROPERTY_SETTINGS = hypothesis_settings(max_examples=300, deadline=None)
+PROPERTY_SETTINGS = hypothesis_settings(max_examples=200, deadline=None)
 
 urls = st.sampled_from(
     [

@@ -3,24 +3,22 @@ the latest posts to new followers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from federation.timestamps import format_timestamp
 from service.account_store import AccountStore
 from service.backfill import MAX_BACKFILL
 from service.db.models import Post
 from service.dependencies import AdminDep, RowId, SessionDep
+from service.featured_posts import PinRefused, pin_post, unpin_post
 from service.problems import Problem
 
 router = APIRouter(prefix="/api/admin", tags=["admin: featured"], dependencies=[AdminDep])
 
 # Mastodon shows at most five pinned posts on a profile.
-MAX_PINNED = 5
 
 
 class BackfillSetting(BaseModel):
@@ -45,39 +43,18 @@ def _pin_view(post: Post) -> dict[str, Any]:
     }
 
 
-async def pin_post(session: SessionDep, post: Post, now: datetime | None = None) -> Post:
-    """Pin a published post (re-pinning moves it to the top of the featured collection)."""
-    if post.state != "published":
-        raise Problem(409, f"Only published posts can be pinned; this one is {post.state}",
-                      type_="post-not-published")  # fmt: skip
-    pinned = int(
-        await session.scalar(
-            select(func.count()).where(
-                Post.account_id == post.account_id,
-                Post.pinned_at.is_not(None),
-                Post.state == "published",
-                Post.id != post.id,
-            )
-        )
-        or 0
-    )
-    if pinned >= MAX_PINNED:
-        raise Problem(409, f"An account can pin at most {MAX_PINNED} posts", type_="too-many-pins")
-    post.pinned_at = now or datetime.now(UTC)
-    await session.flush()
-    return post
-
-
 @router.post("/posts/{post_id}/pin")
 async def pin(post_id: RowId, session: SessionDep) -> dict[str, Any]:
-    return _pin_view(await pin_post(session, await _post(session, post_id)))
+    try:
+        post = await pin_post(session, await _post(session, post_id))
+    except PinRefused as refused:
+        raise Problem(409, refused.reason, type_=refused.slug) from refused
+    return _pin_view(post)
 
 
 @router.delete("/posts/{post_id}/pin")
 async def unpin(post_id: RowId, session: SessionDep) -> dict[str, Any]:
-    post = await _post(session, post_id)
-    post.pinned_at = None
-    await session.flush()
+    post = await unpin_post(session, await _post(session, post_id))
     return _pin_view(post)
 
 
