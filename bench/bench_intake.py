@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,6 +30,7 @@ from sqlalchemy import func, select
 from bench.bench_fanout import FleetHandle, fleet_process, process_cpu_seconds
 from bench.fleet_observer import arrivals_since
 from bench.machine_ceiling import signing_ceiling
+from bench.profiling import hot_spots, sampled
 from bench.relay_process import RelayProcesses
 from service.db.models import Follower, InboxActivity
 
@@ -44,8 +46,11 @@ async def rate(
     concurrency: int = 64,
     database: str = "sqlite",
     ceiling_seconds: float = 0.7,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Accepted (202) inbox POSTs per second, each verified and stored before the answer."""
+    """Accepted (202) inbox POSTs per second, each verified and stored before the answer.
+
+    With ``profile``, the API process is sampled by py-spy for the measured window."""
     ceiling = await asyncio.to_thread(signing_ceiling, 3, ceiling_seconds)
     async with (
         fleet_process(hosts, 1) as fleet,
@@ -60,9 +65,10 @@ async def rate(
         assert relay.api is not None
         api_cpu_before = relay.api.cpu_seconds()
         fleet_cpu_before = process_cpu_seconds(fleet.spawned.process.pid)
-        burst = await fleet.remote.burst(
-            relay.actor_url, count, object_id=object_id, concurrency=concurrency
-        )
+        with sampled(relay.api.pid if profile else None, profile):
+            burst = await fleet.remote.burst(
+                relay.actor_url, count, object_id=object_id, concurrency=concurrency
+            )
         api_cpu = relay.api.cpu_seconds() - api_cpu_before
         fleet_cpu = process_cpu_seconds(fleet.spawned.process.pid) - fleet_cpu_before
         stored = await _stored_activities(relay) - stored_before
@@ -70,7 +76,9 @@ async def rate(
     accepted = int(burst["accepted"])
     per_second = float(burst["per_second"] or 0.0)
     signing = ceiling["rsa2048_signatures_per_second"]
+    hot = {} if profile is None else {"api_hot_spots": hot_spots(profile, 25).as_dict()}
     return {
+        **hot,
         "count": count,
         "hosts": hosts,
         "concurrency": concurrency,
@@ -158,6 +166,8 @@ async def follows(
         "follow_statuses": burst["statuses"],
         "seconds_to_send": burst["seconds"],
         "follows_per_second_taken": burst["per_second"],
+        "follow_p50_ms": burst["p50_ms"],
+        "follow_p99_ms": burst["p99_ms"],
         "inbox_activities_stored": received,
         "accepted_within_target": within,
         "accepts_arrived": len(accepts),
@@ -179,6 +189,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--database", choices=["sqlite", "postgres"])
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the API (rate)")
     args = parser.parse_args()
     options = {k: v for k, v in vars(args).items() if k != "mode" and v is not None}
     runner = rate if args.mode == "rate" else follows

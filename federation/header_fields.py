@@ -19,9 +19,26 @@ def collect_header_fields(headers: HeaderInput) -> HeaderFields:
     return fields
 
 
+def collect_raw_header_fields(lines: Iterable[tuple[bytes, bytes]]) -> HeaderFields:
+    """The same grouping straight from an ASGI server's raw (name, value) byte pairs,
+    decoded as ISO-8859-1 like any HTTP field, without an intermediate list."""
+    fields: HeaderFields = {}
+    for name, value in lines:
+        key = name.decode("latin-1").lower()
+        decoded = value.decode("latin-1")
+        existing = fields.get(key)
+        if existing is None:
+            fields[key] = [decoded]
+        else:
+            existing.append(decoded)
+    return fields
+
+
 def combined_field_value(fields: HeaderFields, name: str) -> str | None:
     """The field's lines trimmed and joined with ", " (RFC 9110 section 5.3), or None if absent."""
     lines = fields.get(name)
     if lines is None:
         return None
+    if len(lines) == 1:
+        return lines[0].strip(" \t")
     return ", ".join(line.strip(" \t") for line in lines)

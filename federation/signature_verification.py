@@ -46,6 +46,7 @@ __all__ = [
     "SignatureError",
     "VerifiedRequest",
     "parse_signature",
+    "parse_signature_fields",
     "verify_signed_request",
     "verify_with_key",
 ]
@@ -72,8 +73,14 @@ class PendingSignature:
 def parse_signature(
     method: str, url: str, headers: HeaderInput, body: bytes, *, now: float | None = None
 ) -> PendingSignature:
+    return parse_signature_fields(method, url, collect_header_fields(headers), body, now=now)
+
+
+def parse_signature_fields(
+    method: str, url: str, fields: HeaderFields, body: bytes, *, now: float | None = None
+) -> PendingSignature:
+    """`parse_signature` for header fields already grouped by lower-case name."""
     moment = time.time() if now is None else now
-    fields = collect_header_fields(headers)
     method = method.upper()
     _check_present_digests(fields, body)
     if "signature-input" in fields:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from federation.actor import ActorProfile, ProfileField, build_actor_document
 from federation.keys import ed25519_public_multibase
 from federation.urls import InstanceUrls
@@ -35,7 +37,7 @@ def actor_profile(account: Account) -> ActorProfile:
     )
 
 
-def actor_document(account: Account, urls: InstanceUrls) -> dict[str, object]:
+def actor_document(account: Account, urls: InstanceUrls) -> dict[str, Any]:
     return build_actor_document(
         actor_profile(account), urls.account(account.handle), urls.shared_inbox
     )

@@ -19,9 +19,10 @@ from federation.handles import InvalidHandle
 from federation.urls import InstanceUrls
 from service.account_schemas import AccountChanges, AccountCreate, AccountView
 from service.account_store import AccountExists, AccountNotFound, AccountStore
-from service.cli_runtime import cli_failure, run_with_database
+from service.cli_runtime import cli_failure, run_with_database, wake_workers
 from service.db.engine import Database
 from service.db.migrate import upgrade
+from service.profile_updates import publish_profile_update
 from service.queue_cli import queue_app
 from service.settings import Settings, get_settings
 
@@ -258,11 +259,13 @@ def accounts_update(
     changes = _parse_changes(options, AccountChanges)
 
     async def work(database: Database) -> AccountView:
+        urls = InstanceUrls(settings.base_url)
         async with database.transaction() as session:
             account = await AccountStore(session).update(handle, **changes.to_columns())
-            return AccountView.of(
-                account, InstanceUrls(settings.base_url), settings.effective_domain
-            )
+            published = await publish_profile_update(session, account, urls)
+            view = AccountView.of(account, urls, settings.effective_domain)
+        await wake_workers([published.activity_row_id])
+        return view
 
     try:
         view = run_with_database(work)
@@ -296,11 +299,13 @@ def accounts_rotate_keys(handle: str, json_output: JsonOpt = False) -> None:
     settings = get_settings()
 
     async def work(database: Database) -> AccountView:
+        urls = InstanceUrls(settings.base_url)
         async with database.transaction() as session:
             account = await AccountStore(session).rotate_keys(handle)
-            return AccountView.of(
-                account, InstanceUrls(settings.base_url), settings.effective_domain
-            )
+            published = await publish_profile_update(session, account, urls)
+            view = AccountView.of(account, urls, settings.effective_domain)
+        await wake_workers([published.activity_row_id])
+        return view
 
     try:
         view = run_with_database(work)

@@ -10,6 +10,8 @@ from typing import TypeVar
 import typer
 
 from service.db.engine import Database
+from service.delivery_admin import wake_activities
+from service.job_queue import JobQueue
 from service.settings import get_settings
 
 T = TypeVar("T")
@@ -33,3 +35,19 @@ def cli_failure(message: str, code: int = 1) -> typer.Exit:
     """Print `error: message` to stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+async def wake_workers(activity_ids: list[int]) -> None:
+    """Enqueue fan-out for committed activities, if Redis is reachable; the sweeper covers the
+    rest, so a CLI run without Redis loses nothing."""
+    settings = get_settings()
+    if not settings.redis_url or not activity_ids:
+        return
+    try:
+        queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
+    except OSError:
+        return
+    try:
+        await wake_activities(queue, activity_ids)
+    finally:
+        await queue.close()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli_runtime import run_with_database
+from service.cli_runtime import run_with_database, wake_workers
 from service.db.engine import Database
 from service.delivery_admin import (
     Selection,
@@ -17,11 +17,8 @@ from service.delivery_admin import (
     list_dead_letters,
     queue_status,
     retry_deliveries,
-    wake_activities,
 )
 from service.destination_hosts import set_host_paused
-from service.job_queue import JobQueue
-from service.settings import get_settings
 
 queue_app = typer.Typer(help="Inspect and repair the delivery queue.", no_args_is_help=True)
 
@@ -44,18 +41,6 @@ def _selection(ids: list[int] | None, host: str | None, all_dead: bool) -> Selec
         typer.echo("error: give delivery ids, --host or --all (exactly one)", err=True)
         raise typer.Exit(2)
     return Selection(delivery_ids=ids or (), host=host, all_dead=all_dead)
-
-
-async def _wake(activity_ids: list[int]) -> None:
-    settings = get_settings()
-    if not settings.redis_url or not activity_ids:
-        return
-    try:
-        queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
-    except OSError:
-        return  # the sweeper picks them up once Redis is back
-    await wake_activities(queue, activity_ids)
-    await queue.close()
 
 
 @queue_app.command("status")
@@ -123,7 +108,7 @@ def retry(
     async def work(database: Database) -> list[int]:
         async with database.transaction() as session:
             woken = await retry_deliveries(session, selection)
-        await _wake(woken)
+        await wake_workers(woken)
         return woken
 
     woken = run_with_database(work)
@@ -153,7 +138,7 @@ def _set_paused(host: str, paused: bool, json_output: bool) -> None:
     async def work(database: Database) -> list[int]:
         async with database.transaction() as session:
             woken = await set_host_paused(session, host, paused)
-        await _wake(woken)
+        await wake_workers(woken)
         return woken
 
     woken = run_with_database(work)

@@ -8,8 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.account_schemas import AccountChanges, AccountCreate, AccountView
 from service.account_store import AccountExists, AccountNotFound, AccountStore
 from service.db.models import Account
-from service.dependencies import AdminDep, SessionDep, SettingsDep, UrlsDep
+from service.dependencies import (
+    AdminDep,
+    DatabaseDep,
+    QueueDep,
+    SessionDep,
+    SettingsDep,
+    UrlsDep,
+)
 from service.problems import Problem
+from service.profile_updates import publish_profile_update
+from service.publishing import enqueue_deliveries
 
 router = APIRouter(prefix="/api/admin/accounts", tags=["admin: accounts"], dependencies=[AdminDep])
 
@@ -52,12 +61,20 @@ async def get_account(
 
 @router.patch("/{handle}", response_model=AccountView)
 async def update_account(
-    handle: str, body: AccountChanges, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+    handle: str,
+    body: AccountChanges,
+    database: DatabaseDep,
+    queue: QueueDep,
+    urls: UrlsDep,
+    settings: SettingsDep,
 ) -> AccountView:
-    await _get(session, handle)
-    account = await AccountStore(session).update(handle, **body.to_columns())
-    account = await _get(session, account.handle)
-    return AccountView.of(account, urls, settings.effective_domain)
+    async with database.transaction() as session:
+        await _get(session, handle)
+        account = await AccountStore(session).update(handle, **body.to_columns())
+        published = await publish_profile_update(session, account, urls)
+        view = AccountView.of(await _get(session, handle), urls, settings.effective_domain)
+    await enqueue_deliveries(queue, [published])
+    return view
 
 
 @router.delete("/{handle}", status_code=204)
@@ -69,9 +86,13 @@ async def delete_account(handle: str, session: SessionDep) -> Response:
 
 @router.post("/{handle}/keys/rotate", response_model=AccountView)
 async def rotate_keys(
-    handle: str, session: SessionDep, urls: UrlsDep, settings: SettingsDep
+    handle: str, database: DatabaseDep, queue: QueueDep, urls: UrlsDep, settings: SettingsDep
 ) -> AccountView:
-    await _get(session, handle)
-    await AccountStore(session).rotate_keys(handle)
-    account = await _get(session, handle)
-    return AccountView.of(account, urls, settings.effective_domain)
+    async with database.transaction() as session:
+        await _get(session, handle)
+        account = await AccountStore(session).rotate_keys(handle)
+        # Followers' servers learn the new key from the Update (signed with the new key).
+        published = await publish_profile_update(session, account, urls)
+        view = AccountView.of(await _get(session, handle), urls, settings.effective_domain)
+    await enqueue_deliveries(queue, [published])
+    return view
