@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from service.app import create_app
 from service.db.engine import Database
 from service.metrics import METRIC_NAMES, MetricsExporter
 from service.settings import Settings
-from service.webhook_intake import store_webhook_event
+from service.webhook_intake import close_webhook_writer, store_webhook_event
 from tests.delivery_scenarios import (
     connect_queue,
     create_account,
@@ -117,7 +118,9 @@ async def test_every_metric_moves_during_a_fanout_with_failing_hosts(
         trust_account_key(fleet, account, urls)
         followers = await follow_from_fleet(database, account, fleet)
         await fleet.inject(Fault.server_error(), hosts=fleet.hosts[:2])
+        intake_state = SimpleNamespace()
         await store_webhook_event(
+            intake_state,
             database,
             source="cms",
             key="post-1",
@@ -125,6 +128,7 @@ async def test_every_metric_moves_during_a_fanout_with_failing_hosts(
             headers={},
             body=b"{}",
         )
+        await close_webhook_writer(intake_state)
         published = await publish(database, account, note_activity(urls, account), queue)
         queued = await scrape(metrics_client)
         async with running_worker(settings):
