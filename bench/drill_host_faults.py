@@ -82,7 +82,7 @@ async def failing_hosts(
     posts: int = 50,
     fraction: float = 0.2,
     fault_seconds: float = 60.0,
-    recovery_timeout: float = 150.0,
+    recovery_timeout: float = 90.0,
 ) -> dict[str, Any]:
     report = DrillReport(
         f"{fraction:.0%} of hosts failing for {fault_seconds:g} s",

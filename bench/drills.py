@@ -49,7 +49,7 @@ def _drills(quick: bool, redis_down_seconds: float) -> DrillList:
                 lambda: drill_host_faults.failing_hosts(hosts=20, posts=10, fault_seconds=15),
             ),
             ("slow", lambda: drill_host_faults.slow_host(hosts=5, posts=5)),
-            ("flood", lambda: drill_inbox_flood.inbox_flood(requests=1000)),
+            ("flood", lambda: drill_inbox_flood.inbox_flood(requests=2500)),
             ("fuzz", lambda: fuzz_api.fuzz(max_examples=5)),
         ]
     return [
@@ -59,7 +59,9 @@ def _drills(quick: bool, redis_down_seconds: float) -> DrillList:
         ("postgres", lambda: drill_outages.postgres_restart(down_seconds=10)),
         (
             "failing",
-            lambda: drill_host_faults.failing_hosts(hosts=100, posts=50, fault_seconds=60),
+            lambda: drill_host_faults.failing_hosts(
+                hosts=100, posts=50, fault_seconds=60, recovery_timeout=90
+            ),
         ),
         ("slow", lambda: drill_host_faults.slow_host(hosts=20, posts=20)),
         ("flood", lambda: drill_inbox_flood.inbox_flood(requests=5000)),

@@ -16,13 +16,31 @@ from service.db.engine import Database
 from service.job_queue import JobQueue
 from service.logging_setup import RequestLogContext, configure_logging
 from service.problems import install_problem_handlers
-from service.routes import actors, admin_accounts, discovery, feeds, health
-from service.routes import admin_federation, collections, inbox, objects
-from service.routes import admin_monitoring, dashboard
+from service.routes import (
+    actors,
+    admin_accounts,
+    admin_analytics,
+    admin_deliveries,
+    admin_featured,
+    admin_federation,
+    admin_feeds,
+    admin_mastodon_targets,
+    admin_migration,
+    admin_monitoring,
+    admin_posts,
+    admin_routing,
+    collections,
+    dashboard,
+    discovery,
+    feeds,
+    health,
+    hooks,
+    inbox,
+    objects,
+    preview,
+    tags,
+)
 from service.routes import metrics as metrics_routes
-from service.routes import admin_posts, admin_routing, hooks, preview, tags
-from service.routes import admin_analytics, admin_featured, admin_feeds, admin_migration
-from service.routes import admin_deliveries, admin_mastodon_targets
 from service.settings import Settings, get_settings
 from service.webhook_intake import close_webhook_writer
 
@@ -66,21 +84,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.urls = InstanceUrls(settings.base_url)
     install_problem_handlers(app)
-    # First: routes are matched in order, and webhooks are the high-volume path.
-    app.include_router(hooks.router)
-    for router in (health.router, discovery.router, feeds.router, actors.router, admin_accounts.router):
-        app.include_router(router)
-    for router in (inbox.router, collections.router, objects.router, admin_federation.router):
-        app.include_router(router)
-    for router in (metrics_routes.router, admin_monitoring.router, dashboard.router):
+    # Routes are matched in order: the high-volume paths (webhooks, inboxes) come first.
+    routers = (
+        hooks.router,
+        inbox.router,
+        health.router,
+        discovery.router,
+        feeds.router,
+        actors.router,
+        tags.router,
+        collections.router,
+        objects.router,
+        metrics_routes.router,
+        dashboard.router,
+        admin_accounts.router,
+        admin_federation.router,
+        admin_monitoring.router,
+        admin_posts.router,
+        admin_routing.router,
+        preview.router,
+        admin_migration.router,
+        admin_featured.router,
+        admin_analytics.router,
+        admin_feeds.router,
+        admin_deliveries.router,
+        admin_mastodon_targets.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
-    for router in (admin_posts.router, admin_routing.router, preview.router, tags.router):
-        app.include_router(router)
-    for router in (admin_migration.router, admin_featured.router, admin_analytics.router, admin_feeds.router):
-        app.include_router(router)
-    for router in (admin_deliveries.router, admin_mastodon_targets.router):
-        app.include_router(router)
     app.add_middleware(RequestLogContext)
     app.add_middleware(
         BodySizeLimit,

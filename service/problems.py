@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -115,6 +115,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     for error_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error_class, _database_unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _driver_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A pooled connection the server closed (restart, failover) surfaces as a plain
+        # DBAPIError marked invalidated; any other driver error is a bug: a 500.
+        if exc.connection_invalidated:
+            return await _database_unavailable(request, exc)
+        raise exc
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

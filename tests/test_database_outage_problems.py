@@ -1,22 +1,29 @@
 """While the database cannot be reached, the API answers 503 with Retry-After, not 500.
 
-The database here is really unreachable: a SQLite file in a directory that does not exist,
-and a PostgreSQL URL pointing at a loopback port where nothing listens.
+The relay starts with a working database, which then really goes away: a SQLite file whose
+directory is moved aside (with the connection pool emptied, so new connections must open the
+file), and a private PostgreSQL cluster that is stopped (never the machine's shared one).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from bench.private_postgres import PrivatePostgres, postgres_available
 from service.app import create_app
+from service.db.migrate import upgrade_async
 from service.embedded_redis import free_port
 from service.settings import Settings
 from tests.relay_harness import asgi_client
 
 ADMIN = {"Authorization": "Bearer outage-admin-token-0123456789abcdef"}
+ADMIN_READS = ["/api/admin/accounts", "/api/admin/posts", "/api/admin/blocked-domains"]
 
 
 def _settings(tmp_path: Path, database_url: str) -> Settings:
@@ -30,40 +37,47 @@ def _settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-async def _get_accounts(settings: Settings) -> httpx.Response:
+@asynccontextmanager
+async def _relay_losing_its_database(
+    settings: Settings, take_away: Callable[[FastAPI], Awaitable[None]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    await upgrade_async(settings.effective_database_url)
     app = create_app(settings)
     async with app.router.lifespan_context(app), asgi_client(app, settings.base_url) as http:
-        return await http.get("/api/admin/accounts", headers=ADMIN)
+        assert (await http.get("/api/admin/accounts", headers=ADMIN)).status_code == 200
+        await take_away(app)
+        yield http
 
 
-async def test_an_unreachable_sqlite_database_answers_503_problem_with_retry_after(
-    tmp_path: Path,
-) -> None:
-    missing = tmp_path / "no-such-directory" / "relay.db"
-    response = await _get_accounts(_settings(tmp_path, f"sqlite+aiosqlite:///{missing}"))
-
+def _assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert int(response.headers["retry-after"]) > 0
     assert response.json()["type"].endswith("/database-unavailable")
 
 
-async def test_a_postgresql_server_that_refuses_connections_answers_503(tmp_path: Path) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/relay"
-    response = await _get_accounts(_settings(tmp_path, url))
+@pytest.mark.parametrize("path", ADMIN_READS)
+async def test_a_sqlite_file_that_cannot_be_opened_answers_503(tmp_path: Path, path: str) -> None:
+    directory = tmp_path / "data"
+    directory.mkdir()
 
-    assert response.status_code == 503
-    assert "retry-after" in response.headers
+    async def move_the_file_away(app: FastAPI) -> None:
+        directory.rename(tmp_path / "moved")
+        await app.state.database.engine.dispose()
+
+    url = f"sqlite+aiosqlite:///{directory / 'relay.db'}"
+    async with _relay_losing_its_database(_settings(tmp_path, url), move_the_file_away) as http:
+        _assert_unavailable(await http.get(path, headers=ADMIN))
 
 
-@pytest.mark.parametrize(
-    "path", ["/api/admin/posts", "/api/admin/monitoring/overview", "/api/admin/blocked-domains"]
-)
-async def test_other_admin_reads_answer_503_too(tmp_path: Path, path: str) -> None:
-    missing = tmp_path / "absent" / "relay.db"
-    settings = _settings(tmp_path, f"sqlite+aiosqlite:///{missing}")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), asgi_client(app, settings.base_url) as http:
-        response = await http.get(path, headers=ADMIN)
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL server binaries not installed")
+async def test_a_stopped_postgresql_server_answers_503(tmp_path: Path) -> None:
+    with PrivatePostgres() as postgres:
+        url = postgres.create_database("relay")
 
-    assert response.status_code == 503
+        async def stop_the_server(_app: FastAPI) -> None:
+            postgres.stop("fast")
+
+        async with _relay_losing_its_database(_settings(tmp_path, url), stop_the_server) as http:
+            for path in ADMIN_READS:
+                _assert_unavailable(await http.get(path, headers=ADMIN))

@@ -1,5 +1,6 @@
 import base64
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -8,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.digest import digest_header
-from federation.header_fields import collect_header_fields
+from federation.header_fields import collect_header_fields, collect_raw_header_fields
 from federation.http_signatures import (
     CavageSignature,
+    _parse_parameters,
+    _parse_parameters_by_character,
     build_signing_string,
     check_coverage,
     parse_signature_header,
@@ -371,3 +374,24 @@ def test_stale_signature_raises_stale() -> None:
     headers = sign_request("GET", INBOX, {}, None, "k", KEYS.private_pem, now=NOW - 3601)
     with pytest.raises(SignatureStale):
         _verify_own("GET", INBOX, {"Host": "relay.example", **headers})
+
+
+_PARAMETER_ALPHABET = st.sampled_from(list('aZ09_-=", \t\\\nk'))
+
+
+@given(st.text(_PARAMETER_ALPHABET, max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_fast_parameter_reading_agrees_with_the_character_parser(value: str) -> None:
+    def outcome(parse: Callable[[str], dict[str, str]]) -> object:
+        try:
+            return parse(value)
+        except SignatureMalformed as error:
+            return ("malformed", str(error))
+
+    assert outcome(_parse_parameters) == outcome(_parse_parameters_by_character)
+
+
+def test_raw_header_lines_are_grouped_like_decoded_ones() -> None:
+    raw = [(b"Host", b"relay.test"), (b"x-a", b"1"), (b"X-A", b"2\xe9")]
+    decoded = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+    assert collect_raw_header_fields(raw) == collect_header_fields(decoded)

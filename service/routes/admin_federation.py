@@ -25,7 +25,7 @@ from service.db.models import (
     Interaction,
     Post,
 )
-from service.dependencies import AdminDep, QueueDep, RowId, SessionDep, UrlsDep
+from service.dependencies import MAX_ROW_ID, AdminDep, QueueDep, RowId, SessionDep, UrlsDep
 from service.federation_runtime import runtime_of
 from service.follow_answers import answer_follow
 from service.problems import Problem
@@ -67,7 +67,7 @@ async def list_followers(
     session: SessionDep,
     state: Annotated[str, Query(pattern="^(accepted|pending)$")] = "accepted",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     account = await _account(session, handle)
     conditions = (Follower.account_id == account.id, Follower.state == state)
