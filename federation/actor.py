@@ -54,7 +54,9 @@ def _field_value_html(value: str) -> str:
     return escape_text(value)
 
 
-def build_actor_document(profile: ActorProfile, urls: ActorUrls, shared_inbox: str) -> dict[str, Any]:
+def build_actor_document(
+    profile: ActorProfile, urls: ActorUrls, shared_inbox: str
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "@context": [AS_CONTEXT, SECURITY_CONTEXT, dict(ACTOR_CONTEXT_EXTENSIONS)],
         "id": urls.actor,

@@ -1,4 +1,4 @@
-"""Where each thing the relay publishes lives. Every ActivityPub id is built here and nowhere else."""
+"""Where each thing the relay publishes lives: every ActivityPub id is built here, and only here."""
 
 from __future__ import annotations
 

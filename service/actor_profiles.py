@@ -12,9 +12,7 @@ from service.db.models import Account
 
 
 def actor_profile(account: Account) -> ActorProfile:
-    ed_key = next(
-        (k for k in account.keys if k.kind == ED25519 and k.retired_at is None), None
-    )
+    ed_key = next((k for k in account.keys if k.kind == ED25519 and k.retired_at is None), None)
     return ActorProfile(
         handle=account.handle,
         display_name=account.display_name,

@@ -368,6 +368,15 @@ def run() -> None:
     ]
     domain = settings.effective_domain
     base = settings.base_url
+    sample_post = json.dumps(
+        {
+            "accounts": [handle],
+            "title": "Hello fediverse",
+            "url": f"{base}/hello",
+            "content": "First post from fedirelay",
+            "tags": ["fedirelay"],
+        }
+    )
     typer.echo(
         f"""
 fedirelay is starting on {base}
@@ -379,7 +388,7 @@ fedirelay is starting on {base}
   publish a test post:
     curl -X POST {base}/api/admin/posts -H 'Authorization: Bearer {token}' \\
       -H 'Content-Type: application/json' \\
-      -d '{{"accounts": ["{handle}"], "title": "Hello fediverse", "url": "{base}/hello", "content": "First post from fedirelay", "tags": ["fedirelay"]}}'
+      -d '{sample_post}'
 Press Ctrl-C to stop.
 """
     )

@@ -30,7 +30,9 @@ class JobQueue:
 
     @classmethod
     async def connect(cls, url: str, queue_name: str) -> JobQueue:
-        return cls(await create_pool(redis_settings(url), default_queue_name=queue_name), queue_name)
+        return cls(
+            await create_pool(redis_settings(url), default_queue_name=queue_name), queue_name
+        )
 
     async def enqueue(
         self,

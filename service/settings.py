@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     domain: str | None = Field(
         None, description="WebFinger domain (acct:user@domain); defaults to the base URL's host."
     )
-    data_dir: Path = Field(Path("var"), description="Where the SQLite file and embedded Redis live.")
+    data_dir: Path = Field(
+        Path("var"), description="Where the SQLite file and embedded Redis live."
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; defaults to SQLite in the data directory."
     )

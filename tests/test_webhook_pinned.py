@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from service.settings import Settings
-from tests.webhook_senders import cms_body, create_account, posts, process_received, send_cms
-from tests.webhook_senders import with_webhook_secrets
+from tests.webhook_senders import (
+    cms_body,
+    create_account,
+    posts,
+    process_received,
+    send_cms,
+    with_webhook_secrets,
+)
 
 
 @pytest.fixture

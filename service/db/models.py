@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-
     ForeignKey,
     Index,
     Integer,
@@ -219,9 +218,7 @@ class Delivery(Base):
     # pending | in_flight | delivered | retrying | parked | dead | discarded
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now()
-    )
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -283,9 +280,7 @@ class InboxActivity(Base):
     # received | processed | ignored | failed
     state: Mapped[str] = mapped_column(String(16), default="received")
     error: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now()
-    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -333,9 +328,7 @@ class WebhookEvent(Base):
     state: Mapped[str] = mapped_column(String(16), default="received")
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now()
-    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

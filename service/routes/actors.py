@@ -89,7 +89,5 @@ async def profile_page(
             "posts": [post_view(document) for document in posts],
             "followers": followers,
         },
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:"
-        },
+        headers={"Content-Security-Policy": PAGE_CSP},
     )

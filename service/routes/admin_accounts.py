@@ -47,7 +47,9 @@ async def create_account(
     try:
         account = await AccountStore(session).create(body.handle, **body.to_columns())
     except AccountExists as exc:
-        raise Problem(409, f"Account '{body.handle}' already exists", type_="account-exists") from exc
+        raise Problem(
+            409, f"Account '{body.handle}' already exists", type_="account-exists"
+        ) from exc
     account = await _get(session, account.handle)
     return AccountView.of(account, urls, settings.effective_domain)
 

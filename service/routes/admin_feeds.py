@@ -109,7 +109,9 @@ async def remove_feed(subscription_id: RowId, session: SessionDep) -> Response:
 
 
 @router.post("/{subscription_id}/poll")
-async def poll_feed(subscription_id: RowId, request: Request, session: SessionDep) -> dict[str, Any]:
+async def poll_feed(
+    subscription_id: RowId, request: Request, session: SessionDep
+) -> dict[str, Any]:
     """Poll at once instead of waiting for the schedule."""
     await _subscription(session, subscription_id)
     await session.commit()

@@ -296,7 +296,9 @@ async def change_account(
 
 
 @router.post("/actions/scheduled/{post_id}/cancel")
-async def cancel_scheduled(post_id: RowId, _admin: ActionSession, database: DatabaseDep) -> Response:
+async def cancel_scheduled(
+    post_id: RowId, _admin: ActionSession, database: DatabaseDep
+) -> Response:
     result = await dashboard_actions.cancel_post(database, post_id)
     return _back("scheduled", result.code, None, result.detail)
 

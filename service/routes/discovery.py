@@ -49,7 +49,9 @@ async def webfinger(
     account = await AccountStore(session).find(query.handle)
     if account is None:
         raise Problem(404, f"No account '{query.handle}' here", type_="unknown-resource")
-    document = build_webfinger(account.handle, settings.effective_domain, urls.account(account.handle))
+    document = build_webfinger(
+        account.handle, settings.effective_domain, urls.account(account.handle)
+    )
     return JRDResponse(document, headers={"Access-Control-Allow-Origin": "*"})
 
 

@@ -78,9 +78,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("first_seen_at", service.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("changed_at", service.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["subscription_id"], ["feed_subscriptions.id"], ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["subscription_id"], ["feed_subscriptions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("subscription_id", "entry_id", name="uq_feed_entries"),
     )
