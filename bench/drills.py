@@ -102,8 +102,8 @@ def headline(name: str, result: dict[str, Any]) -> str:
             f"{figures.get('baseline_seconds')} s (× {figures.get('healthy_ratio')}); "
             f"{figures.get('delivered')}/{figures.get('deliveries')} delivered; failing hosts "
             f"complete {figures.get('failing_last_after_recovery_seconds')} s after recovering "
-            f"(retry time scale {figures.get('retry_time_scale')}); failing hosts' breakers "
-            f"at the end: {figures.get('failing_breakers_at_end')}"
+            f"(retry time scale {figures.get('retry_time_scale')}); breakers of the failing "
+            f"hosts, worst seen: {figures.get('failing_breakers')}"
         )
     if name == "slow":
         ok, bad = figures.get("slow_2xx_body", {}), figures.get("slow_error_body", {})

@@ -17,7 +17,7 @@ from federation.urls import InstanceUrls
 from service.account_migration import MigrationRefused, add_alias, migration_status, move_account
 from service.account_store import AccountNotFound, AccountStore
 from service.backfill import MAX_BACKFILL
-from service.cli_runtime import cli_failure, run_with_database
+from service.cli_runtime import cli_failure, run_with_database, wake_workers
 from service.db.engine import Database
 from service.follower_export import (
     follower_records,
@@ -25,10 +25,9 @@ from service.follower_export import (
     followers_json,
     import_following,
 )
-from service.job_queue import JobQueue
-from service.publishing import PublishedActivity, enqueue_deliveries
+from service.publishing import PublishedActivity
 from service.remote_accounts import RemoteAccounts, signer_for
-from service.settings import Settings, get_settings
+from service.settings import get_settings
 
 accounts_app = typer.Typer()
 followers_app = typer.Typer(help="Export an account's followers.", no_args_is_help=True)
@@ -41,20 +40,6 @@ def register_community_commands(app: typer.Typer, accounts: typer.Typer) -> None
         accounts.registered_commands.append(command)
     app.add_typer(followers_app, name="followers")
     app.add_typer(following_app, name="following")
-
-
-async def _wake_workers(settings: Settings, published: list[PublishedActivity]) -> None:
-    """Best effort: a worker's sweeper delivers anyway if Redis cannot be reached now."""
-    if not settings.redis_url or not published:
-        return
-    try:
-        queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
-    except OSError:
-        return
-    try:
-        await enqueue_deliveries(queue, published)
-    finally:
-        await queue.close()
 
 
 @accounts_app.command("alias")
@@ -113,7 +98,7 @@ def accounts_move(
                     domain=settings.effective_domain,
                     cooldown=timedelta(days=settings.move_cooldown_days),
                 )
-        await _wake_workers(settings, [sent.published])
+        await wake_workers([sent.published.activity_row_id])
         return sent.migration.remote_actor_uri, sent.published
 
     try:
@@ -221,7 +206,7 @@ def following_import(
             account = await AccountStore(session).get(handle)
             async with RemoteAccounts(settings, signer_for(account, urls)) as remote:
                 report = await import_following(session, account, text, remote, urls)
-        await _wake_workers(settings, report.published)
+        await wake_workers([item.activity_row_id for item in report.published])
         return report.as_json()
 
     try:

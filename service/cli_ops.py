@@ -62,22 +62,7 @@ def status(json_output: JsonOpt = False) -> None:
 
     async def work(database: Database) -> dict[str, Any]:
         async with database.session() as session:
-            depth = await monitoring.queue_depth(session)
-            flow = await monitoring.throughput(session, timedelta(minutes=15))
-            return {
-                "queue": depth,
-                "throughput": {
-                    "window_seconds": flow.window_seconds,
-                    "attempts": flow.attempts,
-                    "delivered": flow.delivered,
-                    "failed": flow.failed,
-                    "success_rate": flow.success_rate,
-                    "deliveries_per_minute": flow.deliveries_per_minute,
-                    "latency_ms": flow.latency_ms,
-                },
-                "hosts": await monitoring.host_health_counts(session),
-                "followers": await monitoring.follower_counts(session),
-            }
+            return await monitoring.overview(session, timedelta(minutes=15))
 
     result = run_with_database(work)
     if json_output:

@@ -816,3 +816,26 @@ async def interaction_history(
         DailyInteractions(key, kinds.get("like", 0), kinds.get("boost", 0), kinds.get("reply", 0))
         for key, kinds in sorted(per_day.items())
     ]
+
+
+async def overview(session: AsyncSession, window: timedelta) -> dict[str, Any]:
+    """Everything an on-call operator looks at first (the API's overview and `fedirelay status`)."""
+    depth = await queue_depth(session)
+    flow = await throughput(session, window)
+    return {
+        "queue": depth,
+        "backlog": depth.backlog,
+        "throughput": {
+            "window_seconds": flow.window_seconds,
+            "attempts": flow.attempts,
+            "delivered": flow.delivered,
+            "failed": flow.failed,
+            "success_rate": flow.success_rate,
+            "deliveries_per_minute": flow.deliveries_per_minute,
+            "latency_ms": flow.latency_ms,
+        },
+        "hosts": await host_health_counts(session),
+        "followers": await follower_counts(session),
+        "scheduled_posts": len(await scheduled_posts(session, limit=1000)),
+        "dead_letters": depth.counts["dead"],
+    }

@@ -106,13 +106,21 @@ def seed(url: str, *, states: tuple[str, ...] = ("delivered", "dead")) -> int:
     return asyncio.run(work())
 
 
-def test_status_json_has_queue_throughput_hosts_and_followers(cli):
+def test_status_json_is_the_monitoring_overview(cli):
     result = cli("status", "--json")
 
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["queue"]["counts"]["ready"] == 0
-    assert set(body) == {"queue", "throughput", "hosts", "followers"}
+    assert set(body) == {
+        "queue",
+        "backlog",
+        "throughput",
+        "hosts",
+        "followers",
+        "scheduled_posts",
+        "dead_letters",
+    }
 
 
 def test_status_prints_a_readable_summary(cli, database):

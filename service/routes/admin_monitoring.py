@@ -27,25 +27,7 @@ Handle = Annotated[str | None, Query(max_length=64, description="Only this accou
 
 @router.get("/overview", summary="Everything an on-call operator looks at first")
 async def overview(session: SessionDep, window_minutes: WindowMinutes = 15) -> dict[str, Any]:
-    depth = await monitoring.queue_depth(session)
-    flow = await monitoring.throughput(session, timedelta(minutes=window_minutes))
-    return {
-        "queue": depth,
-        "backlog": depth.backlog,
-        "throughput": {
-            "window_seconds": flow.window_seconds,
-            "attempts": flow.attempts,
-            "delivered": flow.delivered,
-            "failed": flow.failed,
-            "success_rate": flow.success_rate,
-            "deliveries_per_minute": flow.deliveries_per_minute,
-            "latency_ms": flow.latency_ms,
-        },
-        "hosts": await monitoring.host_health_counts(session),
-        "followers": await monitoring.follower_counts(session),
-        "scheduled_posts": len(await monitoring.scheduled_posts(session, limit=1000)),
-        "dead_letters": depth.counts["dead"],
-    }
+    return await monitoring.overview(session, timedelta(minutes=window_minutes))
 
 
 @router.get("/queue", summary="Deliveries by queue state and the oldest ready delivery's age")
