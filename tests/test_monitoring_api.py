@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import insert, update
 
 from bench.fleet import Fleet
@@ -36,6 +37,15 @@ from tests.relay_harness import running_worker
 
 NOW = datetime.now(UTC)
 MINUTE = NOW.replace(second=0, microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _clock_read_per_test() -> None:
+    """Windows like "the last hour" are relative to now: read it when each test starts, not
+    when the module was collected, however long the suite has been running."""
+    global NOW, MINUTE
+    NOW = datetime.now(UTC)
+    MINUTE = NOW.replace(second=0, microsecond=0)
 
 
 async def add_post(
