@@ -284,10 +284,12 @@ def render_table(summaries: list[dict[str, Any]]) -> str:
             )
         if summary["name"] == "follow_handshakes":
             medians = summary["medians"]
+            last = medians.get("seconds_to_last_accept")
             figure += (
-                f" of {medians.get('expected')}; Follows taken at "
-                f"{medians.get('follows_per_second_taken')}/s; last Accept after "
-                f"{medians.get('seconds_to_last_accept')} s (None: not all within the 60 s wait)"
+                f" of {int(medians.get('expected') or 0)}; Follows taken at "
+                f"{medians.get('follows_per_second_taken')}/s (p50 {medians.get('follow_p50_ms')}"
+                f" ms); {int(medians.get('accepts_arrived') or 0)} Accepts within the 60 s wait"
+                + (f", the last after {last} s" if last is not None else "")
             )
         if summary["name"] == "memory_100k":
             run = summary["runs"][0] if summary["runs"] else {}

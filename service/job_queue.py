@@ -42,6 +42,10 @@ class JobQueue:
         defer_until: datetime | None = None,
     ) -> bool:
         """Enqueue a job; False when Redis is unreachable or the job id is already queued."""
+        if job_id is not None:
+            # arq's job ids are global to the Redis database; prefixing the queue name keeps
+            # relays (or test runs) that share one Redis from blocking each other's jobs.
+            job_id = f"{self.queue_name}:{job_id}"
         try:
             job = await self.redis.enqueue_job(
                 function,

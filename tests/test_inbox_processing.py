@@ -463,7 +463,7 @@ async def test_sweeper_enqueues_activities_left_received(
         assert await enqueue_received(database, queue) == 1
     finally:
         await queue.close()
-    assert await redis.exists(f"arq:job:inbox:{row_id}") == 1
+    assert await redis.exists(f"arq:job:{settings.queue_name}:inbox:{row_id}") == 1
 
 
 async def test_follower_snapshot_records_the_day_count_per_account(

@@ -68,7 +68,7 @@ async def test_signed_activity_is_stored_and_enqueued(
     assert row.state == "received"
     assert row.key_id == actor.key_id
     assert row.account_id is None
-    assert [key async for key in redis.scan_iter(f"arq:job:inbox-batch:{row.id}:*")]
+    assert [key async for key in redis.scan_iter(f"arq:job:*:inbox-batch:{row.id}:*")]
 
 
 async def test_repeated_activity_is_accepted_once(
@@ -94,7 +94,7 @@ async def test_concurrent_requests_are_stored_together_and_each_once(
     async with database.session() as session:
         rows = (await session.execute(select(InboxActivity))).scalars().all()
     assert sorted(row.activity_uri for row in rows) == sorted(doc["id"] for doc in activities)
-    batches = [key async for key in redis.scan_iter("arq:job:inbox-batch:*")]
+    batches = [key async for key in redis.scan_iter("arq:job:*:inbox-batch:*")]
     assert batches
 
 
