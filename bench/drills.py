@@ -129,6 +129,7 @@ def headline(name: str, result: dict[str, Any]) -> str:
 
 
 def render_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per drill; each result carries the time it was measured."""
     rows = ["| Drill | Verdict | Figures | Command |", "|---|---|---|---|"]
     for name, result in results.items():
         verdict = "pass" if result.get("verdict") == "pass" else "**FAIL**"
@@ -141,8 +142,9 @@ def render_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(
             f"| {title} | {verdict} | {headline(name, result)} | `{result.get('command', '')}` |"
         )
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    return "\n".join([f"Measured {stamp} by `make drills`.", "", *rows])
+    stamps = sorted(str(r.get("measured_at", "")) for r in results.values() if r.get("measured_at"))
+    span = f"{stamps[0]} to {stamps[-1]}" if stamps else datetime.now(UTC).isoformat()
+    return "\n".join([f"Measured {span} by `make drills`.", "", *rows])
 
 
 def update_doc(results: dict[str, dict[str, Any]]) -> None:
@@ -168,15 +170,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         except Exception as exc:
             result = {"verdict": "fail", "error": f"{type(exc).__name__}: {exc}"}
         result["wall_seconds"] = round(time.monotonic() - started, 1)
+        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         results[name] = result
         print(f"  {result.get('verdict')}: {headline(name, result)}", flush=True)
         if result.get("verdict") != "pass":
             failed = [c for c in result.get("checks", []) if not c.get("ok")]
             print(f"  failed checks: {failed} error: {result.get('error')}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if not args.only and not args.quick:
-        (RESULTS / "drills.json").write_text(json.dumps(results, indent=2) + "\n")
-        update_doc(results)
+    if not args.quick:
+        # A partial run (--only) replaces its own drills' entries and keeps the others.
+        stored = RESULTS / "drills.json"
+        merged = json.loads(stored.read_text()) if args.only and stored.exists() else {}
+        merged.update(results)
+        stored.write_text(json.dumps(merged, indent=2) + "\n")
+        update_doc(merged)
     return results
 
 

@@ -78,14 +78,22 @@ def record_success(health: HostHealth) -> HostHealth:
     return HEALTHY
 
 
-def record_failure(health: HostHealth, now: datetime, policy: HostPolicy) -> HostHealth:
-    failures = health.consecutive_failures + 1
+def record_failure(
+    health: HostHealth, now: datetime, policy: HostPolicy, *, probe: bool = False
+) -> HostHealth:
+    """Record a failed request. Once the breaker is open, only a failed probe counts again
+    (doubling the cool-off); requests that were already in flight when it opened record the
+    day for the dead-server rule but neither extend the cool-off nor count as probes."""
     today = now.date().isoformat()
     days = health.failure_days if today in health.failure_days else (*health.failure_days, today)
     # Only the most recent days matter for the rule; the list stays bounded.
     days = days[-policy.unavailable_after_days :]
     open_until = health.breaker_open_until
-    if failures >= policy.breaker_threshold:
+    tripped = health.consecutive_failures >= policy.breaker_threshold
+    failures = (
+        health.consecutive_failures if tripped and not probe else health.consecutive_failures + 1
+    )
+    if failures >= policy.breaker_threshold and (probe or not tripped):
         doublings = min(failures - policy.breaker_threshold, 32)
         cooloff = min(
             policy.breaker_cooloff_seconds * (2**doublings), policy.breaker_max_cooloff_seconds

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from federation.handles import InvalidHandle
 from federation.urls import InstanceUrls
@@ -32,6 +33,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(queue_app, name="queue")
 
 DEMO_HANDLE = "demo"
+REDIS_RETRY_SECONDS = 2
 
 
 def _print_account(view: AccountView, as_json: bool) -> None:
@@ -87,7 +89,15 @@ def worker(
     if check:
         raise typer.Exit(check_health(options["redis_settings"], options["health_check_key"]))
     _use_uvloop()
-    run_worker(options)  # type: ignore[arg-type]
+    while True:
+        try:
+            run_worker(options)  # type: ignore[arg-type]
+            return
+        except (RedisError, OSError) as exc:
+            # arq stops when Redis goes away; the database still holds every job's work, so
+            # wait for Redis instead of leaving recovery to a supervisor.
+            typer.echo(f"worker lost Redis ({exc}); starting again in {REDIS_RETRY_SECONDS} s")
+            time.sleep(REDIS_RETRY_SECONDS)
 
 
 def _use_uvloop() -> None:

@@ -401,7 +401,7 @@ class DeliveryEngine:
             result = await self._attempt(job, delivery, headers)
         finally:
             self.host_slots.release(host)
-        self.writer.add(self._judge(job, delivery, result), job)
+        self.writer.add(self._judge(job, delivery, result, probe=decision is Admission.PROBE), job)
 
     async def _attempt(
         self, job: _Job, delivery: ClaimedDelivery, headers: dict[str, str] | None
@@ -451,7 +451,9 @@ class DeliveryEngine:
             next_attempt_at=until,
         )
 
-    def _judge(self, job: _Job, delivery: ClaimedDelivery, result: AttemptResult) -> Outcome:
+    def _judge(
+        self, job: _Job, delivery: ClaimedDelivery, result: AttemptResult, *, probe: bool = False
+    ) -> Outcome:
         now = utcnow()
         if result.defer_until is not None:
             return self._deferred(delivery, result.defer_until)
@@ -471,7 +473,7 @@ class DeliveryEngine:
             duration_ms=result.duration_ms,
         )
         if result.verdict is Verdict.TRANSIENT:
-            health = self.hosts.failed(delivery.host, now)
+            health = self.hosts.failed(delivery.host, now, probe=probe)
             self.writer.host_changed(delivery.host, health, result.error)
             delay = self.schedule.next_delay(
                 attempts, self.rng.random(), result.retry_after_seconds

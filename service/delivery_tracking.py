@@ -69,8 +69,8 @@ class HostHealthTracker:
         self._put(host, HEALTHY)
         return changed
 
-    def failed(self, host: str, now: datetime) -> HostHealth:
-        health = record_failure(self.get(host), now, self.policy)
+    def failed(self, host: str, now: datetime, *, probe: bool = False) -> HostHealth:
+        health = record_failure(self.get(host), now, self.policy, probe=probe)
         self._put(host, health)
         return health
 

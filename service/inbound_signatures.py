@@ -9,7 +9,9 @@ signatures cannot become a flood of outbound requests.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from federation.header_fields import HeaderInput
@@ -49,12 +51,34 @@ class KeyUnavailable(Exception):
 
 class InboundSignatureVerifier:
     def __init__(
-        self, database: Database, resolver: PublicKeyResolver, *, cache_size: int = 8192
+        self,
+        database: Database,
+        resolver: PublicKeyResolver,
+        *,
+        cache_size: int = 8192,
+        refresh_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._resolver = resolver
         self._cache_size = cache_size
         self._keys: OrderedDict[str, KnownKey] = OrderedDict()
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._refreshed_at: OrderedDict[str, float] = OrderedDict()
+
+    def _may_refresh(self, key_id: str) -> bool:
+        """A key is re-fetched at most once per interval: forged signatures naming a real key
+        must not spend the host's fetch allowance that a genuine first contact needs."""
+        now = self._clock()
+        last = self._refreshed_at.get(key_id)
+        if last is not None and now - last < self._refresh_interval:
+            return False
+        self._refreshed_at[key_id] = now
+        self._refreshed_at.move_to_end(key_id)
+        while len(self._refreshed_at) > self._cache_size:
+            self._refreshed_at.popitem(last=False)
+        return True
 
     async def authenticate(
         self,
@@ -78,6 +102,8 @@ class InboundSignatureVerifier:
         return AuthenticatedSigner(key.key_id, key.owner, pending.scheme)
 
     async def _refreshed_or_raise(self, pending: PendingSignature, held: KnownKey) -> KnownKey:
+        if not self._may_refresh(pending.key_id):
+            verify_with_key(pending, held.public_key_pem)  # raises the original failure
         try:
             fresh = await self._fetch(pending.key_id, refresh=True)
         except KeyUnavailable:

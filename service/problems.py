@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,6 +116,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     for error_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error_class, _database_unavailable)
+
+    @app.exception_handler(StaleDataError)
+    async def _concurrent_change(request: Request, exc: StaleDataError) -> JSONResponse:
+        # The row was deleted or changed by another request between our read and our write.
+        problem = Problem(
+            409,
+            "The resource was changed or deleted by another request; read it again",
+            type_="concurrent-change",
+        )
+        return problem_response(problem, request.url.path)
 
     @app.exception_handler(DBAPIError)
     async def _driver_error(request: Request, exc: DBAPIError) -> JSONResponse:

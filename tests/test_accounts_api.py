@@ -191,3 +191,14 @@ async def test_null_clears_an_optional_field(client, admin_headers):
 async def test_an_id_beyond_64_bits_is_422_not_500(client, admin_headers):
     response = await client.get(f"/api/admin/posts/{2**70}", headers=admin_headers)
     assert response.status_code == 422
+
+
+async def test_updating_an_unknown_account_is_404(client, admin_headers):
+    response = await client.patch("/api/admin/accounts/nobody", json={}, headers=admin_headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_rotating_keys_of_an_unknown_account_is_404(client, admin_headers):
+    response = await client.post("/api/admin/accounts/nobody/keys/rotate", headers=admin_headers)
+    assert response.status_code == 404

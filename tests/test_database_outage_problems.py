@@ -14,10 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from bench.private_postgres import PrivatePostgres, postgres_available
+from service.account_store import AccountStore
 from service.app import create_app
 from service.db.migrate import upgrade_async
+from service.db.models import Account
 from service.embedded_redis import free_port
 from service.settings import Settings
 from tests.relay_harness import asgi_client
@@ -81,3 +84,31 @@ async def test_a_stopped_postgresql_server_answers_503(tmp_path: Path) -> None:
         async with _relay_losing_its_database(_settings(tmp_path, url), stop_the_server) as http:
             for path in ADMIN_READS:
                 _assert_unavailable(await http.get(path, headers=ADMIN))
+
+
+async def test_a_row_changed_by_another_request_meanwhile_is_a_409_problem(
+    tmp_path: Path,
+) -> None:
+    """An UPDATE that finds its row gone (deleted by a concurrent request) is a conflict."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    await upgrade_async(url)
+    settings = _settings(tmp_path, url)
+    app = create_app(settings)
+
+    async def update_a_deleted_account() -> None:
+        async with app.state.database.transaction() as session:
+            account = await AccountStore(session).create("gone")
+            # Deleted behind the session's back, as another request's transaction would.
+            await session.execute(
+                delete(Account).where(Account.id == account.id),
+                execution_options={"synchronize_session": False},
+            )
+            account.display_name = "too late"
+            await session.flush()
+
+    app.add_api_route("/api/admin/race", update_a_deleted_account, methods=["POST"])
+    async with app.router.lifespan_context(app), asgi_client(app, settings.base_url) as http:
+        response = await http.post("/api/admin/race", headers=ADMIN)
+
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/concurrent-change")

@@ -42,8 +42,10 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _fail(health: HostHealth, times: int, now: datetime = NOW) -> HostHealth:
+    """`times` failures: the burst that opens the breaker, then failed probes."""
     for _ in range(times):
-        health = record_failure(health, now, POLICY)
+        probe = health.consecutive_failures >= POLICY.breaker_threshold
+        health = record_failure(health, now, POLICY, probe=probe)
     return health
 
 
@@ -72,6 +74,14 @@ def test_after_the_cool_off_one_probe_goes_and_the_rest_wait() -> None:
 def test_a_failed_probe_doubles_the_cool_off() -> None:
     health = _fail(HEALTHY, 4)
     assert health.breaker_open_until == NOW + timedelta(seconds=120)
+
+
+def test_requests_in_flight_when_the_breaker_opened_do_not_extend_the_cool_off() -> None:
+    health = _fail(HEALTHY, 3)
+    for _ in range(5):
+        health = record_failure(health, NOW + timedelta(seconds=1), POLICY)
+    assert health.consecutive_failures == 3
+    assert health.breaker_open_until == NOW + timedelta(seconds=60)
 
 
 def test_the_cool_off_never_exceeds_its_ceiling() -> None:

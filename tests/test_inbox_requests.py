@@ -334,6 +334,21 @@ async def test_rotated_remote_key_is_fetched_again(
     assert await inbox_rows(database) == 2
 
 
+async def test_a_key_is_fetched_again_at_most_once_a_minute(
+    client: httpx.AsyncClient, settings: Settings, database: Database, fleet: Fleet
+) -> None:
+    """Forged signatures naming a real key must not make the relay re-fetch it each time."""
+    actor = fleet.actor(0, 0)
+    pool = [key for key in key_pool(4) if key.public_pem != actor.key.public_pem]
+    assert (await post_signed(client, settings, actor, like_of(actor, settings))).status_code == 202
+    actor.key = pool[0]
+    assert (await post_signed(client, settings, actor, like_of(actor, settings))).status_code == 202
+    actor.key = pool[1]
+    response = await post_signed(client, settings, actor, like_of(actor, settings))
+    assert response.status_code == 401
+    assert await inbox_rows(database) == 2
+
+
 async def test_key_that_cannot_be_fetched_is_401(
     client: httpx.AsyncClient, settings: Settings, database: Database, fleet: Fleet
 ) -> None:

@@ -173,7 +173,8 @@ async def test_a_worker_job_logs_with_its_job_id(settings: Settings) -> None:
     configure_logging(Settings())
 
     [line] = [line for line in lines(stream) if line["event"] == "inside the job"]
-    assert line["job_id"] == "job-with-an-id"
+    # Job ids are namespaced by the queue they run on.
+    assert line["job_id"] == f"{settings.queue_name}:job-with-an-id"
 
 
 async def test_a_real_fanout_with_debug_logs_never_writes_a_key_or_the_token(

@@ -72,7 +72,11 @@ async def update_account(
 ) -> AccountView:
     async with database.transaction() as session:
         await _get(session, handle)
-        account = await AccountStore(session).update(handle, **body.to_columns())
+        try:
+            account = await AccountStore(session).update(handle, **body.to_columns())
+        except AccountNotFound as exc:
+            # Deleted by a concurrent request since it was looked up.
+            raise Problem(404, f"No account '{handle}'", type_="unknown-account") from exc
         published = await publish_profile_update(session, account, urls)
         view = AccountView.of(await _get(session, handle), urls, settings.effective_domain)
     await enqueue_deliveries(queue, [published])
@@ -92,7 +96,11 @@ async def rotate_keys(
 ) -> AccountView:
     async with database.transaction() as session:
         await _get(session, handle)
-        account = await AccountStore(session).rotate_keys(handle)
+        try:
+            account = await AccountStore(session).rotate_keys(handle)
+        except AccountNotFound as exc:
+            # Deleted by a concurrent request since it was looked up.
+            raise Problem(404, f"No account '{handle}'", type_="unknown-account") from exc
         # Followers' servers learn the new key from the Update (signed with the new key).
         published = await publish_profile_update(session, account, urls)
         view = AccountView.of(await _get(session, handle), urls, settings.effective_domain)
