@@ -207,67 +207,63 @@ async def ghost_hook(
     )
 
 
-@router.post("/forgejo", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
-async def forgejo_hook(
+async def _forge_hook(
     request: Request,
+    *,
+    source: str,
+    verify: Any,
+    secret: str | None,
+    signature_header: str | None,
+    event_name: str,
+    delivery_id: str | None,
 ) -> JSONResponse:
-    """A Forgejo or Gitea webhook: releases and tag creation."""
+    """Forgejo, Gitea and GitHub send the same kinds of events the same way: verify the raw
+    body, parse the event, store it."""
     settings = _settings(request)
     body = await request.body()
-    headers = request.headers
-    _authentic(
-        verify_forge_webhook,
-        secret=settings.forgejo_webhook_secret,
-        signature_header=headers.get("x-forgejo-signature", headers.get("x-gitea-signature")),
-        body=body,
-    )
-    event_name = headers.get("x-forgejo-event") or headers.get("x-gitea-event") or ""
+    _authentic(verify, secret=secret, signature_header=signature_header, body=body)
     try:
         parsed = parse_forge_event(
-            FORGEJO, event_name, parse_json_body(body), settings.star_milestone_list
+            source, event_name, parse_json_body(body), settings.star_milestone_list
         )
     except PayloadError as exc:
         raise _schema_problem(exc) from exc
     return await _accept(
         request,
-        source=FORGEJO,
-        key=delivery_key(
-            headers.get("x-forgejo-delivery") or headers.get("x-gitea-delivery"), body
-        ),
+        source=source,
+        key=delivery_key(delivery_id, body),
         event_type=event_name,
         body=body,
         parsed=parsed,
         dry_run=_dry_run_requested(request),
+    )
+
+
+@router.post("/forgejo", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
+async def forgejo_hook(request: Request) -> JSONResponse:
+    """A Forgejo or Gitea webhook: releases and tag creation."""
+    headers = request.headers
+    return await _forge_hook(
+        request,
+        source=FORGEJO,
+        verify=verify_forge_webhook,
+        secret=_settings(request).forgejo_webhook_secret,
+        signature_header=headers.get("x-forgejo-signature", headers.get("x-gitea-signature")),
+        event_name=headers.get("x-forgejo-event") or headers.get("x-gitea-event") or "",
+        delivery_id=headers.get("x-forgejo-delivery") or headers.get("x-gitea-delivery"),
     )
 
 
 @router.post("/github", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
-async def github_hook(
-    request: Request,
-) -> JSONResponse:
+async def github_hook(request: Request) -> JSONResponse:
     """A GitHub webhook: releases, tag creation, stars (and their milestones)."""
-    settings = _settings(request)
-    body = await request.body()
     headers = request.headers
-    _authentic(
-        verify_github_webhook,
-        secret=settings.github_webhook_secret,
-        signature_header=headers.get("x-hub-signature-256"),
-        body=body,
-    )
-    event_name = headers.get("x-github-event") or ""
-    try:
-        parsed = parse_forge_event(
-            GITHUB, event_name, parse_json_body(body), settings.star_milestone_list
-        )
-    except PayloadError as exc:
-        raise _schema_problem(exc) from exc
-    return await _accept(
+    return await _forge_hook(
         request,
         source=GITHUB,
-        key=delivery_key(headers.get("x-github-delivery"), body),
-        event_type=event_name,
-        body=body,
-        parsed=parsed,
-        dry_run=_dry_run_requested(request),
+        verify=verify_github_webhook,
+        secret=_settings(request).github_webhook_secret,
+        signature_header=headers.get("x-hub-signature-256"),
+        event_name=headers.get("x-github-event") or "",
+        delivery_id=headers.get("x-github-delivery"),
     )
