@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models import Account, Activity, Delivery, DeliveryAttempt, DestinationHost
 from service.job_queue import JobQueue
-from service.publishing import FANOUT_TASK
+from service.publishing import enqueue_fanout
 
 RETRYABLE_STATES = ("dead", "parked", "discarded", "retrying", "pending")
 DISCARDABLE_STATES = ("dead", "parked", "retrying", "pending")
@@ -227,5 +227,4 @@ async def wake_activities(queue: JobQueue | None, activity_ids: Sequence[int]) -
     if queue is None:
         return
     stamp = int(datetime.now(UTC).timestamp())
-    for activity_id in activity_ids:
-        await queue.enqueue(FANOUT_TASK, activity_id, job_id=f"fanout:{activity_id}:retry:{stamp}")
+    await enqueue_fanout(queue, activity_ids, reason=f"retry:{stamp}")

@@ -1,6 +1,7 @@
-"""The fan-out engine: one job per activity, a fixed pool of senders per process.
+"""The fan-out engine: one job per activity (or per batch of small ones), a fixed pool of
+senders per process.
 
-A job claims its activity's due deliveries a few dozen at a time, just ahead of the senders
+A job claims its activities' due deliveries a few dozen at a time, just ahead of the senders
 (a sliding window): a claim takes room in the process's claim window, which comes back only
 once the delivery's outcome is committed, so the rows held in flight never exceed the window
 (`delivery_concurrency`), however many activities a process works on. The body and its digest
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,7 +48,7 @@ from service.delivery_store import (
     claim_due,
     due_activity_ids,
     load_host_health,
-    next_wake_time,
+    next_wake_times,
     park_for_unavailable_hosts,
     waiting_successors,
     write_outcomes,
@@ -54,7 +56,7 @@ from service.delivery_store import (
 from service.delivery_tracking import ClaimWindow, HostHealthTracker, HostSlots
 from service.delivery_transport import TOTAL_TIMEOUT, InboxPoster, PreparedActivity
 from service.job_queue import JobQueue
-from service.publishing import FANOUT_TASK
+from service.publishing import enqueue_fanout
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,15 +113,15 @@ class OutcomeWriter:
         self.database = database
         self.window = window
         self._outcomes: list[Outcome] = []
-        self._jobs: list[_Job] = []
+        self._runs: list[_Run] = []
         self._hosts: dict[str, tuple[HostHealth, str | None, datetime]] = {}
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
         self.flushes = 0
 
-    def add(self, outcome: Outcome, job: _Job) -> None:
+    def add(self, outcome: Outcome, run: _Run) -> None:
         self._outcomes.append(outcome)
-        self._jobs.append(job)
+        self._runs.append(run)
         self._ready.set()
 
     def host_changed(self, host: str, health: HostHealth, error: str | None) -> None:
@@ -139,14 +141,14 @@ class OutcomeWriter:
             if not self._outcomes and not self._hosts:
                 return
             outcomes, self._outcomes = self._outcomes, []
-            jobs, self._jobs = self._jobs, []
+            runs, self._runs = self._runs, []
             hosts, self._hosts = self._hosts, {}
             try:
                 await self._write(outcomes, hosts)
             finally:
                 self.window.release(len(outcomes))
-                for job in jobs:
-                    job.settled()
+                for run in runs:
+                    run.settled()
 
     async def _write(
         self, outcomes: list[Outcome], hosts: dict[str, tuple[HostHealth, str | None, datetime]]
@@ -163,10 +165,17 @@ class OutcomeWriter:
         log.error("gave up writing %d outcomes; their leases will expire", len(outcomes))
 
 
-@dataclass(slots=True)
-class _Job:
-    activity: ActivitySnapshot
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    snapshot: ActivitySnapshot
     prepared: PreparedActivity | None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One job's work: the activities it delivers and its claims still unsettled."""
+
+    activities: dict[int, _Activity]
     started_at: datetime
     finished_keys: set[str] = field(default_factory=set)
     attempted: int = 0
@@ -186,7 +195,8 @@ class _Job:
 
 @dataclass(frozen=True, slots=True)
 class _Send:
-    job: _Job
+    run: _Run
+    activity: _Activity
     delivery: ClaimedDelivery
     headers: dict[str, str] | None
 
@@ -255,13 +265,21 @@ class DeliveryEngine:
     # -- one activity ------------------------------------------------------------------
 
     async def deliver_activity(self, activity_row_id: int) -> int:
-        """Attempt every claimable delivery of the activity; return how many were attempted."""
-        job = await self._load(activity_row_id)
-        if job is None:
+        return await self.deliver_activities([activity_row_id])
+
+    async def deliver_activities(self, activity_row_ids: Sequence[int]) -> int:
+        """Attempt every claimable delivery of the activities; return how many were attempted.
+
+        The activities share the claims (one statement over all of them, lowest delivery ids
+        first) and the commits, so a job of many one-delivery activities (Accepts) costs
+        about what one activity with as many deliveries does."""
+        run = await self._load(activity_row_ids)
+        if run is None:
             return 0
         self._ensure_running()
+        activity_ids = sorted(run.activities)
         async with self.database.engine.begin() as connection:
-            await park_for_unavailable_hosts(connection, activity_row_id)
+            await park_for_unavailable_hosts(connection, activity_ids)
         cursor = 0
         # The cursor of the first claim of this pass that left saturated hosts out: their
         # deliveries lie beyond it, so the walk goes back there once some work has drained.
@@ -269,104 +287,112 @@ class DeliveryEngine:
         try:
             while True:
                 room = await self.window.reserve(self.claim_size, self.refill)
-                # With nothing of its own in progress a job skips no host: it would only wait.
-                skipped = self.host_slots.saturated(HOST_BACKLOG) if job.outstanding else []
+                # With nothing of its own in progress a run skips no host: it would only wait.
+                skipped = self.host_slots.saturated(HOST_BACKLOG) if run.outstanding else []
                 if skipped and revisit_from is None:
                     revisit_from = cursor
                 try:
-                    claimed = await self._claim(job, room, cursor, skipped)
+                    claimed = await self._claim(activity_ids, room, cursor, skipped)
                 except BaseException:
                     self.window.release(room)
                     raise
                 self.window.release(room - len(claimed))
                 if claimed:
                     cursor = claimed[-1].id
-                    await self._dispatch(job, claimed)
+                    await self._dispatch(run, claimed)
                 if len(claimed) == room:
                     continue
                 if revisit_from is None:
                     break
                 if skipped:
-                    job.progress.clear()
-                    await job.progress.wait()
+                    run.progress.clear()
+                    await run.progress.wait()
                 cursor, revisit_from = revisit_from, None
         finally:
-            await job.wait_until_settled()
-        await self._wake_later_work(job)
-        return job.attempted
+            await run.wait_until_settled()
+        await self._wake_later_work(run)
+        return run.attempted
 
-    async def _dispatch(self, job: _Job, claimed: list[ClaimedDelivery]) -> None:
+    async def _dispatch(self, run: _Run, claimed: list[ClaimedDelivery]) -> None:
         """Sign the claim's POSTs together (one hop to the signing thread), then queue them."""
-        job.outstanding += len(claimed)
+        run.outstanding += len(claimed)
+        activities = [run.activities[delivery.activity_id] for delivery in claimed]
         signed: list[dict[str, str] | None] = [None] * len(claimed)
-        if job.prepared is not None and self.signer is not None:
-            prepared = job.prepared
-            inboxes = [d.inbox for d in claimed if d.mastodon_target_id is None]
-            if inboxes:
-                try:
-                    headers = await asyncio.get_running_loop().run_in_executor(
-                        self.signer, self.poster.sign_many, inboxes, prepared
-                    )
-                except Exception:  # signed again by the sender; never lose the claim
-                    log.exception("signing %d deliveries failed", len(inboxes))
-                    headers = [None] * len(inboxes)  # type: ignore[list-item]
-                iterator = iter(headers)
-                signed = [next(iterator) if d.mastodon_target_id is None else None for d in claimed]
-        for delivery, headers_of_one in zip(claimed, signed, strict=True):
-            self._sends.put_nowait(_Send(job, delivery, headers_of_one))
+        to_sign = [
+            (index, delivery.inbox, prepared)
+            for index, (delivery, activity) in enumerate(zip(claimed, activities, strict=True))
+            if delivery.mastodon_target_id is None and (prepared := activity.prepared) is not None
+        ]
+        if to_sign and self.signer is not None:
+            try:
+                headers = await asyncio.get_running_loop().run_in_executor(
+                    self.signer, self._sign_all, to_sign
+                )
+            except Exception:  # signed again by the sender; never lose the claim
+                log.exception("signing %d deliveries failed", len(to_sign))
+            else:
+                for (index, _, _), headers_of_one in zip(to_sign, headers, strict=True):
+                    signed[index] = headers_of_one
+        for delivery, activity, headers_of_one in zip(claimed, activities, signed, strict=True):
+            self._sends.put_nowait(_Send(run, activity, delivery, headers_of_one))
+
+    def _sign_all(self, requests: list[tuple[int, str, PreparedActivity]]) -> list[dict[str, str]]:
+        return [self.poster.signed_headers(inbox, prepared) for _, inbox, prepared in requests]
 
     async def _sender(self) -> None:
         while True:
             send = await self._sends.get()
             try:
-                await self._deliver_one(send.job, send.delivery, send.headers)
+                await self._deliver_one(send.run, send.activity, send.delivery, send.headers)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop the pool; the lease brings the row back
                 log.exception("delivery %s failed unexpectedly", send.delivery.id)
                 self.window.release(1)
-                send.job.settled()
+                send.run.settled()
 
-    async def _load(self, activity_row_id: int) -> _Job | None:
+    async def _load(self, activity_row_ids: Sequence[int]) -> _Run | None:
+        """The activities to deliver, each with its body and signing key, or None when none
+        is left (unknown, or its account is paused)."""
+        activities: dict[int, _Activity] = {}
         async with self.database.session() as session:
-            row = (
-                await session.execute(
-                    select(Activity, Account)
-                    .join(Account, Account.id == Activity.account_id)
-                    .where(Activity.id == activity_row_id)
+            rows = await session.execute(
+                select(Activity, Account)
+                .join(Account, Account.id == Activity.account_id)
+                .where(Activity.id.in_(sorted(set(activity_row_ids))))
+            )
+            for activity, account in rows:
+                if account.paused:
+                    continue
+                snapshot = ActivitySnapshot(
+                    activity.id,
+                    activity.activity_uri,
+                    activity.activity_type,
+                    activity.account_id,
+                    activity.post_id,
+                    activity.created_at,
+                    activity.document,
                 )
-            ).first()
-            if row is None:
-                return None
-            activity, account = row
-            if account.paused:
-                return None
-            snapshot = ActivitySnapshot(
-                activity.id,
-                activity.activity_uri,
-                activity.activity_type,
-                activity.account_id,
-                activity.post_id,
-                activity.created_at,
-                activity.document,
-            )
-            key = active_key(account, "rsa")
-            prepared = PreparedActivity.build(
-                activity.id,
-                activity.document,
-                self.urls.account(account.handle).rsa_key,
-                load_rsa_private_key(key.private_pem),
-            )
-        return _Job(snapshot, prepared, utcnow())
+                key = active_key(account, "rsa")
+                prepared = PreparedActivity.build(
+                    activity.id,
+                    activity.document,
+                    self.urls.account(account.handle).rsa_key,
+                    load_rsa_private_key(key.private_pem),
+                )
+                activities[activity.id] = _Activity(snapshot, prepared)
+        if not activities:
+            return None
+        return _Run(activities, utcnow())
 
     async def _claim(
-        self, job: _Job, limit: int, after_id: int, skipped: list[str]
+        self, activity_ids: list[int], limit: int, after_id: int, skipped: list[str]
     ) -> list[ClaimedDelivery]:
         now = utcnow()
         async with self.database.engine.begin() as connection:
             claimed = await claim_due(
                 connection,
-                job.activity.id,
+                activity_ids,
                 limit=limit,
                 lease_seconds=self.settings.delivery_lease_seconds,
                 now=now,
@@ -379,7 +405,11 @@ class DeliveryEngine:
         return claimed
 
     async def _deliver_one(
-        self, job: _Job, delivery: ClaimedDelivery, headers: dict[str, str] | None
+        self,
+        run: _Run,
+        activity: _Activity,
+        delivery: ClaimedDelivery,
+        headers: dict[str, str] | None,
     ) -> None:
         host = delivery.host
         await self.host_slots.acquire(host)
@@ -388,23 +418,24 @@ class DeliveryEngine:
             if now >= delivery.lease_expires_at - self.lease_margin:
                 # Waited so long for a slot that the lease could lapse mid-request and another
                 # worker could post it too: hand it back instead.
-                self.writer.add(self._deferred(delivery, now + timedelta(seconds=1)), job)
+                self.writer.add(self._deferred(delivery, now + timedelta(seconds=1)), run)
                 return
             decision, health = self.hosts.admit(host, now)
             if decision is Admission.WAIT:
                 until = health.breaker_open_until or now + timedelta(seconds=1)
-                self.writer.add(self._deferred(delivery, until), job)
+                self.writer.add(self._deferred(delivery, until), run)
                 return
             if decision is Admission.PARKED:
-                self.writer.add(self._deferred(delivery, now, state="parked"), job)
+                self.writer.add(self._deferred(delivery, now, state="parked"), run)
                 return
-            result = await self._attempt(job, delivery, headers)
+            result = await self._attempt(activity, delivery, headers)
         finally:
             self.host_slots.release(host)
-        self.writer.add(self._judge(job, delivery, result, probe=decision is Admission.PROBE), job)
+        outcome = self._judge(run, activity, delivery, result, probe=decision is Admission.PROBE)
+        self.writer.add(outcome, run)
 
     async def _attempt(
-        self, job: _Job, delivery: ClaimedDelivery, headers: dict[str, str] | None
+        self, activity: _Activity, delivery: ClaimedDelivery, headers: dict[str, str] | None
     ) -> AttemptResult:
         if delivery.mastodon_target_id is not None:
             if self.mastodon is None:
@@ -412,7 +443,7 @@ class DeliveryEngine:
                     Verdict.TRANSIENT, None, "no Mastodon client here", 0, host_answered=False
                 )
             try:
-                return await self.mastodon.deliver(job.activity, delivery)
+                return await self.mastodon.deliver(activity.snapshot, delivery)
             except Exception as error:  # a bug must not lose the delivery: retry it
                 log.exception("Mastodon delivery %s failed", delivery.id)
                 return AttemptResult(
@@ -422,8 +453,8 @@ class DeliveryEngine:
                     0,
                     host_answered=False,
                 )
-        assert job.prepared is not None
-        posted = await self.poster.post(delivery.inbox, job.prepared, headers)
+        assert activity.prepared is not None
+        posted = await self.poster.post(delivery.inbox, activity.prepared, headers)
         if posted.forbidden:
             return AttemptResult(
                 Verdict.PERMANENT, None, posted.error, posted.duration_ms, host_answered=False
@@ -452,12 +483,18 @@ class DeliveryEngine:
         )
 
     def _judge(
-        self, job: _Job, delivery: ClaimedDelivery, result: AttemptResult, *, probe: bool = False
+        self,
+        run: _Run,
+        activity: _Activity,
+        delivery: ClaimedDelivery,
+        result: AttemptResult,
+        *,
+        probe: bool = False,
     ) -> Outcome:
         now = utcnow()
         if result.defer_until is not None:
             return self._deferred(delivery, result.defer_until)
-        job.attempted += 1
+        run.attempted += 1
         attempts = delivery.attempts + 1
         outcome = Outcome(
             delivery_id=delivery.id,
@@ -490,37 +527,35 @@ class DeliveryEngine:
             if result.host_answered and self.hosts.succeeded(delivery.host):
                 self.writer.host_changed(delivery.host, HEALTHY, None)
             if result.verdict is Verdict.DELIVERED:
-                outcome.latency_ms = int((now - job.activity.created_at).total_seconds() * 1000)
+                created_at = activity.snapshot.created_at
+                outcome.latency_ms = int((now - created_at).total_seconds() * 1000)
             else:
                 outcome.state = "dead"
                 outcome.gone = (
                     result.verdict is Verdict.GONE and delivery.mastodon_target_id is None
                 )
         if outcome.state in ("delivered", "dead") and delivery.ordering_key:
-            job.finished_keys.add(delivery.ordering_key)
+            run.finished_keys.add(delivery.ordering_key)
         return outcome
 
-    async def _wake_later_work(self, job: _Job) -> None:
-        """Schedule this activity's next retry and wake activities that waited on it."""
+    async def _wake_later_work(self, run: _Run) -> None:
+        """Schedule the activities' next retries (one job, at the earliest) and wake the
+        activities that waited on them."""
+        activity_ids = sorted(run.activities)
         async with self.database.engine.connect() as connection:
-            wake = await next_wake_time(connection, job.activity.id, job.started_at)
+            wakes = await next_wake_times(connection, activity_ids, run.started_at)
             successors = await waiting_successors(
-                connection, job.activity.id, sorted(job.finished_keys)
+                connection, activity_ids[0], sorted(run.finished_keys)
             )
         if self.queue is None:
             return
-        activity_id = job.activity.id
-        if wake is not None:
-            await self.queue.enqueue(
-                FANOUT_TASK,
-                activity_id,
-                job_id=f"fanout:{activity_id}:at:{wake.timestamp():.1f}",
-                defer_until=wake,
+        if wakes:
+            wake = min(wakes.values())
+            await enqueue_fanout(
+                self.queue, sorted(wakes), reason=f"at:{wake.timestamp():.1f}", defer_until=wake
             )
-        for successor in successors:
-            await self.queue.enqueue(
-                FANOUT_TASK, successor, job_id=f"fanout:{successor}:after:{activity_id}"
-            )
+        if successors:
+            await enqueue_fanout(self.queue, successors, reason=f"after:{activity_ids[0]}")
 
     # -- the safety net ----------------------------------------------------------------
 
@@ -538,9 +573,4 @@ class DeliveryEngine:
         if self.queue is None:
             return 0
         minute = int(now.timestamp()) // 60
-        enqueued = 0
-        for activity_id in activity_ids:
-            job_id = f"fanout:{activity_id}:sweep:{minute}"
-            if await self.queue.enqueue(FANOUT_TASK, activity_id, job_id=job_id):
-                enqueued += 1
-        return enqueued
+        return await enqueue_fanout(self.queue, activity_ids, reason=f"sweep:{minute}")

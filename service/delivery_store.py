@@ -55,6 +55,7 @@ Executor = AsyncSession | AsyncConnection
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: int
+    activity_id: int
     inbox: str
     host: str
     ordering_key: str | None
@@ -120,12 +121,19 @@ def _claimable(now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-async def park_for_unavailable_hosts(executor: Executor, activity_id: int) -> int:
+def _of_activities(column: Any, activity_ids: Sequence[int]) -> ColumnElement[bool]:
+    # `=` for the common single activity keeps the plan on the (activity_id, id) index walk.
+    if len(activity_ids) == 1:
+        return cast(ColumnElement[bool], column == activity_ids[0])
+    return cast(ColumnElement[bool], column.in_(list(activity_ids)))
+
+
+async def park_for_unavailable_hosts(executor: Executor, activity_ids: Sequence[int]) -> int:
     unavailable = select(DestinationHost.host).where(DestinationHost.health == HEALTH_UNAVAILABLE)
     result = await executor.execute(
         update(_DELIVERIES)
         .where(
-            _DELIVERIES.c.activity_id == activity_id,
+            _of_activities(_DELIVERIES.c.activity_id, activity_ids),
             _DELIVERIES.c.state.in_(WAITING_STATES),
             _DELIVERIES.c.host.in_(unavailable),
         )
@@ -136,7 +144,7 @@ async def park_for_unavailable_hosts(executor: Executor, activity_id: int) -> in
 
 async def claim_due(
     executor: Executor,
-    activity_id: int,
+    activity_ids: Sequence[int],
     *,
     limit: int,
     lease_seconds: float,
@@ -144,11 +152,11 @@ async def claim_due(
     after_id: int = 0,
     skip_hosts: Sequence[str] = (),
 ) -> list[ClaimedDelivery]:
-    """Mark up to `limit` claimable deliveries of the activity with an id above `after_id`
+    """Mark up to `limit` claimable deliveries of the activities with an id above `after_id`
     in flight, in one statement, lowest ids first. Deliveries to `skip_hosts` are left alone
     (their hosts already have enough work in this process)."""
     lease_until = now + timedelta(seconds=lease_seconds)
-    conditions = [Delivery.activity_id == activity_id, *_claimable(now)]
+    conditions = [_of_activities(Delivery.activity_id, activity_ids), *_claimable(now)]
     if after_id:
         conditions.append(Delivery.id > after_id)
     if skip_hosts:
@@ -163,6 +171,7 @@ async def claim_due(
         .values(state="in_flight", lease_expires_at=lease_until)
         .returning(
             columns.id,
+            columns.activity_id,
             columns.inbox,
             columns.host,
             columns.ordering_key,
@@ -172,7 +181,7 @@ async def claim_due(
         )
     )
     claimed = [
-        ClaimedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], lease_until)
+        ClaimedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], lease_until)
         for row in result
     ]
     claimed.sort(key=lambda item: item.id)
@@ -368,24 +377,27 @@ async def due_activity_ids(executor: Executor, now: datetime, limit: int) -> lis
     return [row[0] for row in rows]
 
 
-async def next_wake_time(
-    executor: Executor, activity_id: int, scheduled_after: datetime
-) -> datetime | None:
-    """The earliest retry this activity has that was scheduled at or after `scheduled_after`."""
-    value: datetime | None = await executor.scalar(
-        select(func.min(Delivery.next_attempt_at)).where(
-            Delivery.activity_id == activity_id,
+async def next_wake_times(
+    executor: Executor, activity_ids: Sequence[int], scheduled_after: datetime
+) -> dict[int, datetime]:
+    """Per activity, the earliest retry scheduled at or after `scheduled_after`."""
+    rows = await executor.execute(
+        select(Delivery.activity_id, func.min(Delivery.next_attempt_at))
+        .where(
+            _of_activities(Delivery.activity_id, activity_ids),
             Delivery.state.in_(WAITING_STATES),
             Delivery.next_attempt_at >= scheduled_after,
         )
+        .group_by(Delivery.activity_id)
     )
-    return value
+    return {int(activity_id): at for activity_id, at in rows if at is not None}
 
 
 async def waiting_successors(
     executor: Executor, activity_id: int, ordering_keys: Sequence[str]
 ) -> list[int]:
-    """Later activities about the same objects whose deliveries may have waited for this one."""
+    """Activities after `activity_id` about the same objects whose deliveries may have waited
+    for the ones finished with these ordering keys."""
     if not ordering_keys:
         return []
     rows = await executor.execute(

@@ -137,7 +137,13 @@ class InboundSignatureVerifier:
             raise KeyUnavailable(key_id, error) from error
         known = KnownKey(resolved.key_id, resolved.owner, resolved.public_key_pem)
         async with self._database.transaction() as session:
-            await remember_key(session, known.owner, known.key_id, known.public_key_pem)
+            await remember_key(
+                session,
+                known.owner,
+                known.key_id,
+                known.public_key_pem,
+                endpoints=resolved.owner_endpoints,
+            )
         self._remember(known)
         return known
 

@@ -10,9 +10,9 @@ so no lock is held across network I/O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -47,7 +47,9 @@ from service.remote_actors import (
     actor_host,
     find_remote_actor,
     forget_remote_actor,
+    fresh_endpoints,
     remember_endpoints,
+    stored_endpoints,
     upsert_statement,
 )
 from service.remote_documents import RemoteFetchError
@@ -55,6 +57,10 @@ from service.remote_documents import RemoteFetchError
 log = logging.getLogger(__name__)
 
 DocumentFetcher = Callable[[str], Awaitable[dict[str, Any]]]
+
+# A follower's actor document fetched this recently (when its Follow's signature was
+# verified) is not fetched again to answer the Follow.
+FOLLOWER_DOCUMENT_MAX_AGE = timedelta(minutes=10)
 
 PROCESSED = "processed"
 IGNORED = "ignored"
@@ -90,10 +96,28 @@ class InboxProcessor:
     async def process(self, row_id: int, queue: JobQueue | None = None) -> str | None:
         """Apply one stored activity; return its final state, or None if it was not ours
         to process (unknown id, already processed)."""
+        return (await self.process_many([row_id], queue))[0]
+
+    async def process_many(
+        self, row_ids: Sequence[int], queue: JobQueue | None = None
+    ) -> list[str | None]:
+        """Apply stored activities one by one, then wake the workers once for everything
+        they published (a burst of Follows becomes one delivery job of Accepts, not one
+        job each)."""
+        states: list[str | None] = []
+        published: list[PublishedActivity] = []
+        for row_id in row_ids:
+            state, outcome_published = await self._apply_stored(row_id)
+            states.append(state)
+            published.extend(outcome_published)
+        await enqueue_deliveries(queue, published)
+        return states
+
+    async def _apply_stored(self, row_id: int) -> tuple[str | None, list[PublishedActivity]]:
         async with self._database.session() as session:
             row = await session.get(InboxActivity, row_id)
             if row is None or row.state != "received":
-                return None
+                return None, []
             document = dict(row.document)
             received_at = row.received_at
         classified = classify(document, self._urls.base_url)
@@ -101,7 +125,7 @@ class InboxProcessor:
         try:
             async with self._database.transaction() as session:
                 if not await _claim(session, row_id):
-                    return None
+                    return None, []
                 outcome = prepared.failure or await self._apply(
                     session, classified, prepared, document, received_at, row_id
                 )
@@ -114,9 +138,8 @@ class InboxProcessor:
         except Exception as error:  # recorded on the row; the worker must go on
             log.exception("processing inbox activity %s failed", row_id)
             await self._mark_failed(row_id, f"{type(error).__name__}: {error}")
-            return FAILED
-        await enqueue_deliveries(queue, outcome.published)
-        return outcome.state
+            return FAILED, []
+        return outcome.state, outcome.published
 
     async def _mark_failed(self, row_id: int, note: str) -> None:
         async with self._database.transaction() as session:
@@ -140,6 +163,11 @@ class InboxProcessor:
         return Prepared()
 
     async def _prepare_follow(self, actor: str) -> Prepared:
+        # Verifying the Follow's signature has usually just fetched this very document.
+        async with self._database.session() as session:
+            known = await fresh_endpoints(session, actor, FOLLOWER_DOCUMENT_MAX_AGE)
+        if known is not None:
+            return Prepared(endpoints=known)
         try:
             document = await self._fetch(actor)
         except RemoteFetchError as error:
@@ -157,16 +185,7 @@ class InboxProcessor:
             remote = await find_remote_actor(session, actor)
         if remote is None or not remote.inbox:
             return None
-        return ActorEndpoints(
-            actor_id=actor,
-            inbox=remote.inbox,
-            shared_inbox=remote.shared_inbox,
-            key_id=None,
-            public_key_pem=None,
-            handle=remote.handle,
-            also_known_as=tuple(remote.also_known_as or ()),
-            moved_to=remote.moved_to,
-        )
+        return stored_endpoints(remote)
 
     # -- the transaction ---------------------------------------------------------------
 

@@ -141,7 +141,40 @@ async def _mastodon_target_rows(
     ]
 
 
-FANOUT_TASK = "deliver_activity"
+FANOUT_TASK = "deliver_activities"
+
+
+def fanout_job_id(activity_ids: Sequence[int], reason: str = "") -> str:
+    """One id per set of activities (and reason), so the same wake-up is not queued twice."""
+    first, last = activity_ids[0], activity_ids[-1]
+    span = str(first) if len(activity_ids) == 1 else f"{first}-{last}x{len(activity_ids)}"
+    return f"fanout:{span}" + (f":{reason}" if reason else "")
+
+
+# Activities per delivery job: enough to share claims and commits, few enough that one
+# job's statements stay small.
+FANOUT_BATCH = 200
+
+
+async def enqueue_fanout(
+    queue: JobQueue,
+    activity_ids: Sequence[int],
+    *,
+    reason: str = "",
+    defer_until: datetime | None = None,
+) -> int:
+    """Queue delivery jobs for these activities, up to FANOUT_BATCH per job: many small ones
+    (the Accepts of a burst of Follows) share a job's claims and commits instead of paying a
+    job each. Returns how many jobs were queued (a job id already queued counts none)."""
+    ids = sorted(set(activity_ids))
+    queued = 0
+    for start in range(0, len(ids), FANOUT_BATCH):
+        chunk = ids[start : start + FANOUT_BATCH]
+        if await queue.enqueue(
+            FANOUT_TASK, chunk, job_id=fanout_job_id(chunk, reason), defer_until=defer_until
+        ):
+            queued += 1
+    return queued
 
 
 async def enqueue_deliveries(
@@ -150,8 +183,4 @@ async def enqueue_deliveries(
     """Wake the workers for freshly committed activities (best effort; sweepers cover losses)."""
     if queue is None:
         return
-    for item in published:
-        if item.delivery_count:
-            await queue.enqueue(
-                FANOUT_TASK, item.activity_row_id, job_id=f"fanout:{item.activity_row_id}"
-            )
+    await enqueue_fanout(queue, [item.activity_row_id for item in published if item.delivery_count])

@@ -3,7 +3,8 @@ remote actor (its keys, its inboxes, its aliases)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,8 +26,21 @@ def actor_host(actor_uri: str) -> str:
     return (urlsplit(actor_uri).netloc or "").lower()[:255]
 
 
-async def remember_key(session: AsyncSession, owner: str, key_id: str, public_key_pem: str) -> None:
-    """Record a verified key for its owner, replacing the previous one (key rotation)."""
+async def remember_key(
+    session: AsyncSession,
+    owner: str,
+    key_id: str,
+    public_key_pem: str,
+    *,
+    endpoints: ActorEndpoints | None = None,
+) -> None:
+    """Record a verified key for its owner, replacing the previous one (key rotation), with
+    the owner's inboxes when the key came from the owner's document."""
+    if endpoints is not None and endpoints.actor_id == owner:
+        await remember_endpoints(
+            session, replace(endpoints, key_id=key_id, public_key_pem=public_key_pem)
+        )
+        return
     now = datetime.now(UTC)
     statement = upsert_statement(session, RemoteActor).values(
         uri=owner,
@@ -81,6 +95,31 @@ async def find_remote_actor(session: AsyncSession, actor_uri: str) -> RemoteActo
     return (
         await session.execute(select(RemoteActor).where(RemoteActor.uri == actor_uri))
     ).scalar_one_or_none()
+
+
+async def fresh_endpoints(
+    session: AsyncSession, actor_uri: str, max_age: timedelta
+) -> ActorEndpoints | None:
+    """The actor's inboxes as fetched within `max_age`, or None (unknown, stale, no inbox)."""
+    remote = await find_remote_actor(session, actor_uri)
+    if remote is None or not remote.inbox or remote.fetched_at is None:
+        return None
+    if remote.fetched_at < datetime.now(UTC) - max_age:
+        return None
+    return stored_endpoints(remote)
+
+
+def stored_endpoints(remote: RemoteActor) -> ActorEndpoints:
+    return ActorEndpoints(
+        actor_id=remote.uri,
+        inbox=remote.inbox or "",
+        shared_inbox=remote.shared_inbox,
+        key_id=remote.key_id,
+        public_key_pem=remote.public_key_pem,
+        handle=remote.handle,
+        also_known_as=tuple(remote.also_known_as or ()),
+        moved_to=remote.moved_to,
+    )
 
 
 async def forget_remote_actor(session: AsyncSession, actor_uri: str) -> int:

@@ -25,6 +25,7 @@ import httpx
 
 from federation.addresses import ForbiddenUrl, check_url, is_local_name, parse_address
 from federation.http_signatures import sign_request
+from federation.inbox_activities import ActorEndpoints, actor_endpoints
 from federation.key_documents import KeyNotFound, find_public_key, lists_key, same_origin
 from federation.public_keys import load_public_key
 from federation.signature_errors import KeyUnusable
@@ -285,6 +286,9 @@ class ResolvedKey:
     key_id: str
     owner: str
     public_key_pem: str
+    # The owner's inboxes, read from the same fetch: a first contact is nearly always a
+    # Follow, whose processing would otherwise fetch the very same document again.
+    owner_endpoints: ActorEndpoints | None = None
 
 
 class PublicKeyResolver:
@@ -349,15 +353,23 @@ class PublicKeyResolver:
             found = find_public_key(fetched.document, key_id)
         except KeyNotFound as error:
             raise RemoteFetchError("key_not_found", key_id, str(error)) from error
+        owner_document = fetched.document
         if found.source == "key":
             owner = await self._fetcher.fetch(found.owner)
             if not lists_key(owner.document, key_id):
                 raise RemoteFetchError("key_not_found", key_id, "owner does not list the key")
+            owner_document = owner.document
         try:
             load_public_key(found.public_key_pem)
         except KeyUnusable as error:
             raise RemoteFetchError("key_unusable", key_id, error.detail) from error
-        resolved = ResolvedKey(key_id, found.owner, found.public_key_pem)
+        endpoints = actor_endpoints(owner_document)
+        resolved = ResolvedKey(
+            key_id,
+            found.owner,
+            found.public_key_pem,
+            endpoints if endpoints is not None and endpoints.actor_id == found.owner else None,
+        )
         self._remember(resolved)
         return resolved
 

@@ -29,7 +29,7 @@ async def publish_one(database) -> int:
 async def claimable(database, activity_id: int) -> int:
     async with database.transaction() as session:
         claimed = await claim_due(
-            session, activity_id, limit=10, lease_seconds=60, now=datetime.now(UTC)
+            session, [activity_id], limit=10, lease_seconds=60, now=datetime.now(UTC)
         )
         await session.rollback()
     return len(claimed)

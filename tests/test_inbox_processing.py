@@ -46,10 +46,19 @@ pytest_plugins = ("tests.fleet_fixture",)
 
 
 @pytest.fixture
-async def processor(settings: Settings, database: Database) -> AsyncIterator[InboxProcessor]:
+def fetched() -> list[str]:
+    """Every URL the processor fetched, in order."""
+    return []
+
+
+@pytest.fixture
+async def processor(
+    settings: Settings, database: Database, fetched: list[str]
+) -> AsyncIterator[InboxProcessor]:
     fetcher = RemoteDocumentFetcher.from_settings(settings)
 
     async def fetch(url: str) -> dict[str, Any]:
+        fetched.append(url)
         return (await fetcher.fetch(url)).document
 
     yield InboxProcessor(database, InstanceUrls(settings.base_url), fetch)
@@ -152,6 +161,53 @@ async def test_follow_records_the_follower_and_sends_accept(
     assert delivery.inbox == actor.inbox and delivery.activity_id == accept.id
     [remote] = await relay.rows(RemoteActor)
     assert remote.inbox == actor.inbox and remote.shared_inbox == actor.shared_inbox
+
+
+async def test_follow_is_answered_from_the_document_fetched_to_verify_it(
+    relay: Relay, fleet: Fleet, account: Account, fetched: list[str]
+) -> None:
+    await relay.follow(fleet.actor(0, 0))
+    assert fetched == []
+    [follower] = await relay.rows(Follower)
+    assert follower.inbox == fleet.actor(0, 0).inbox
+
+
+async def test_follower_document_fetched_long_ago_is_fetched_again(
+    relay: Relay, fleet: Fleet, account: Account, database: Database, fetched: list[str]
+) -> None:
+    actor = fleet.actor(0, 0)
+    follow = activity_from(actor, "Follow", relay.actor_url)
+    response = await post_signed(relay.client, relay.settings, actor, follow)
+    assert response.status_code == 202
+    async with database.transaction() as session:
+        await session.execute(
+            update(RemoteActor).values(fetched_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    assert await relay.processor.process(await relay.row_id(follow["id"])) == "processed"
+    assert fetched == [actor.id]
+
+
+async def test_follows_processed_together_wake_one_delivery_job(
+    relay: Relay, fleet: Fleet, account: Account, redis: Redis, settings: Settings
+) -> None:
+    row_ids = []
+    for index in range(3):
+        actor = fleet.actor(0, index)
+        follow = activity_from(actor, "Follow", relay.actor_url)
+        response = await post_signed(relay.client, settings, actor, follow)
+        assert response.status_code == 202
+        row_ids.append(await relay.row_id(follow["id"]))
+    await redis.flushall()
+    queue = await JobQueue.connect(settings.redis_url or "", settings.queue_name)
+    try:
+        states = await relay.processor.process_many(row_ids, queue)
+    finally:
+        await queue.close()
+    assert states == ["processed"] * 3
+    accepts = await relay.rows(Activity, Activity.activity_type == "Accept")
+    first, last = min(a.id for a in accepts), max(a.id for a in accepts)
+    [job] = [key async for key in redis.scan_iter(f"arq:job:{settings.queue_name}:fanout:*")]
+    assert job.decode() == f"arq:job:{settings.queue_name}:fanout:{first}-{last}x3"
 
 
 async def test_follow_of_a_manually_approving_account_stays_pending(

@@ -462,6 +462,14 @@ async def test_key_in_actor_document_resolves_to_its_owner(
     assert key.public_key_pem == ALICE_KEYS.public_pem
 
 
+async def test_key_in_actor_document_brings_the_owners_inboxes(
+    remote: Remote, resolver: PublicKeyResolver
+) -> None:
+    key = await resolver.resolve(f"{remote.base}/users/alice#main-key")
+    assert key.owner_endpoints is not None
+    assert key.owner_endpoints.inbox == f"{remote.base}/users/alice/inbox"
+
+
 async def test_resolved_key_is_served_from_cache(
     remote: Remote, resolver: PublicKeyResolver
 ) -> None:

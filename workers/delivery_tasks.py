@@ -62,17 +62,18 @@ def _engine(ctx: dict[str, Any]) -> DeliveryEngine:
     return engine
 
 
-async def deliver_activity(ctx: dict[str, Any], activity_row_id: int) -> int:
-    """Deliver every due delivery of one activity (one job per activity, a pool inside)."""
-    with log_context(activity_id=activity_row_id):
-        return await _engine(ctx).deliver_activity(activity_row_id)
+async def deliver_activities(ctx: dict[str, Any], activity_row_ids: list[int]) -> int:
+    """Deliver every due delivery of these activities (a pool of senders inside)."""
+    ids = [int(i) for i in activity_row_ids]
+    with log_context(activity_id=ids[0] if len(ids) == 1 else ids):
+        return await _engine(ctx).deliver_activities(ids)
 
 
 async def sweep_deliveries(ctx: dict[str, Any]) -> int:
     return await _engine(ctx).sweep()
 
 
-TASKS = [deliver_activity]
+TASKS = [deliver_activities]
 CRON_JOBS = [
     cron(
         sweep_deliveries,

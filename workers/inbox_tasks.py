@@ -65,8 +65,8 @@ async def process_inbox_activities(
     worker = context_of(ctx)
     processor: InboxProcessor = worker["resources"][_PROCESSOR]
     outcomes: dict[str, int] = {}
-    for row_id in inbox_activity_ids:
-        state = await processor.process(int(row_id), worker["queue"])
+    states = await processor.process_many([int(i) for i in inbox_activity_ids], worker["queue"])
+    for state in states:
         outcomes[state or "skipped"] = outcomes.get(state or "skipped", 0) + 1
     return outcomes
 
