@@ -22,7 +22,6 @@ from service.account_schemas import AccountChanges, AccountCreate, AccountView
 from service.account_store import AccountExists, AccountNotFound, AccountStore
 from service.cli_runtime import cli_failure, run_with_database, wake_workers
 from service.db.engine import Database
-from service.db.migrate import upgrade
 from service.profile_updates import publish_profile_update
 from service.queue_cli import queue_app
 from service.settings import Settings, get_settings
@@ -46,6 +45,8 @@ def _print_account(view: AccountView, as_json: bool) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the newest schema."""
+    from service.db.migrate import upgrade
+
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
@@ -79,8 +80,9 @@ def worker(
     """Run an arq worker (fan-out, delivery, scheduling, inbox processing)."""
     from arq.worker import check_health, run_worker
 
-    from workers.worker import worker_settings
+    from workers.worker import limit_malloc_arenas, worker_settings
 
+    limit_malloc_arenas()
     settings = get_settings()
     try:
         options = worker_settings(settings)
@@ -357,6 +359,7 @@ def _ensure_demo_account(settings: Settings) -> str:
 @app.command()
 def run() -> None:
     """Development: migrate, create a demo account, start Redis, the API and a worker."""
+    from service.db.migrate import upgrade
     from service.embedded_redis import EmbeddedRedis
 
     settings = get_settings()

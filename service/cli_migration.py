@@ -9,25 +9,22 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from federation.urls import InstanceUrls
-from service.account_migration import MigrationRefused, add_alias, migration_status, move_account
 from service.account_store import AccountNotFound, AccountStore
 from service.backfill import MAX_BACKFILL
 from service.cli_runtime import cli_failure, run_with_database, wake_workers
 from service.db.engine import Database
-from service.follower_export import (
-    follower_records,
-    followers_csv,
-    followers_json,
-    import_following,
-)
-from service.publishing import PublishedActivity
-from service.remote_accounts import RemoteAccounts, signer_for
 from service.settings import get_settings
+
+if TYPE_CHECKING:
+    from service.publishing import PublishedActivity
+
+# What talks to remote servers (httpx and, through it, rich) is imported by the commands
+# that need it: `fedirelay worker` starts through this command line too.
 
 accounts_app = typer.Typer()
 followers_app = typer.Typer(help="Export an account's followers.", no_args_is_help=True)
@@ -50,6 +47,9 @@ def accounts_alias(
     ],
 ) -> None:
     """Prepare moving an existing account's followers here (adds it to alsoKnownAs)."""
+    from service.account_migration import MigrationRefused, add_alias
+    from service.remote_accounts import RemoteAccounts, signer_for
+
     settings = get_settings()
     urls = InstanceUrls(settings.base_url)
 
@@ -82,6 +82,9 @@ def accounts_move(
     to: Annotated[str, typer.Option("--to", help="the new account: acct:user@server")],
 ) -> None:
     """Move this account's followers to another account (which must alias this one)."""
+    from service.account_migration import MigrationRefused, move_account
+    from service.remote_accounts import RemoteAccounts, signer_for
+
     settings = get_settings()
     urls = InstanceUrls(settings.base_url)
 
@@ -116,6 +119,7 @@ def accounts_migration(
     handle: str, json_output: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Show aliases, moves and how many followers have arrived."""
+    from service.account_migration import migration_status
 
     async def work(database: Database) -> dict[str, object]:
         async with database.session() as session:
@@ -166,6 +170,9 @@ def followers_export(
     ] = None,
 ) -> None:
     """Export followers: CSV in Mastodon's follow-list format, or JSON with inboxes."""
+    from service.follower_export import follower_records, followers_csv, followers_json
+    from service.remote_accounts import RemoteAccounts, signer_for
+
     if output_format not in ("csv", "json"):
         raise cli_failure("--format is csv or json", 2)
     settings = get_settings()
@@ -197,6 +204,9 @@ def following_import(
     csv_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Follow every account of a Mastodon follow list (following_accounts.csv)."""
+    from service.follower_export import import_following
+    from service.remote_accounts import RemoteAccounts, signer_for
+
     settings = get_settings()
     urls = InstanceUrls(settings.base_url)
     text = csv_file.read_text(encoding="utf-8")

@@ -11,16 +11,16 @@ import json
 import time
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from service import monitoring
 from service.cli_runtime import run_with_database
 from service.db.engine import Database
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 posts_app = typer.Typer(help="What happened to published posts.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -53,6 +53,10 @@ def _when(moment: datetime | None) -> str:
 
 
 def _console() -> Console:
+    # rich is imported here, not with the module: the worker starts through this command
+    # line and never prints a table.
+    from rich.console import Console
+
     # Wide enough that tables are not squeezed when output is piped.
     return Console(width=140, highlight=False)
 
@@ -95,6 +99,7 @@ def hosts(
     json_output: JsonOpt = False,
 ) -> None:
     """Destination hosts and their health, the troubled ones first."""
+    from rich.table import Table
 
     async def work(database: Database) -> list[monitoring.HostStatus]:
         async with database.session() as session:
@@ -125,6 +130,7 @@ def posts_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20, json_output: JsonOpt = False
 ) -> None:
     """Latest posts with delivery totals and interactions."""
+    from rich.table import Table
 
     async def work(database: Database) -> list[monitoring.RecentPost]:
         async with database.session() as session:
@@ -153,6 +159,8 @@ async def _report(database: Database, post_id: int) -> monitoring.PostReport | N
 @posts_app.command("show")
 def posts_show(post_id: int, json_output: JsonOpt = False) -> None:
     """Where a post went, where it did not, and why."""
+    from rich.table import Table
+
     report = run_with_database(lambda database: _report(database, post_id))
     if report is None:
         typer.echo(f"error: no post {post_id}", err=True)
@@ -193,6 +201,14 @@ def posts_watch(
     interval: Annotated[float, typer.Option(help="seconds between checks")] = 1.0,
 ) -> None:
     """Follow a post's fan-out with a progress bar until every delivery has finished."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     finished_states = ("delivered", "dead", "discarded")
 
     async def work(database: Database) -> monitoring.PostReport | None:
@@ -238,6 +254,7 @@ def posts_watch(
 @posts_app.command("scheduled")
 def posts_scheduled(json_output: JsonOpt = False) -> None:
     """Posts waiting for their publication time, soonest first."""
+    from rich.table import Table
 
     async def work(database: Database) -> list[monitoring.ScheduledPost]:
         async with database.session() as session:

@@ -13,6 +13,7 @@ SQLAlchemy), goes through one processor chain that
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
@@ -20,10 +21,33 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
-import structlog
-from structlog.types import EventDict, Processor
-
 from service.settings import Settings
+
+# Console output only: a process logging JSON (every worker and API in production) never
+# needs rich or pygments, yet structlog and httpx import them whenever they are installed,
+# about 20 MB per process.
+CONSOLE_ONLY_MODULES: Final = ("rich", "pygments")
+
+
+@contextmanager
+def without_optional_modules(*names: str) -> Iterator[None]:
+    """Imports inside the block see `names` as not installed, as libraries that use them
+    only when present expect; later imports (the CLI's tables, console tracebacks) see them
+    again. Modules already imported stay as they are."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+with without_optional_modules(*CONSOLE_ONLY_MODULES):
+    import structlog
+    from structlog.types import EventDict, ExceptionRenderer, ExcInfo, Processor
 
 REDACTED: Final = "[redacted]"
 SENSITIVE_KEY = re.compile(
@@ -104,6 +128,31 @@ def _shared_processors(redactor: SecretRedactor) -> list[Processor]:
     ]
 
 
+def _console_exception_formatter(redactor: SecretRedactor) -> ExceptionRenderer:
+    """Rich's monochrome tracebacks with locals (what structlog picks when it sees rich),
+    plain ones without rich; scrubbed, since the renderer draws them after the redactor ran."""
+    draw: ExceptionRenderer
+    try:
+        from rich.console import Console
+        from rich.traceback import Traceback
+    except ImportError:
+        draw = structlog.dev.plain_traceback
+    else:
+
+        def draw(sio: TextIO, exc_info: ExcInfo) -> None:
+            sio.write("\n")
+            Console(file=sio, color_system=None).print(
+                Traceback.from_exception(*exc_info, show_locals=True, word_wrap=True)
+            )
+
+    def render(sio: TextIO, exc_info: ExcInfo) -> None:
+        text = io.StringIO()
+        draw(text, exc_info)
+        sio.write(redactor.scrub(text.getvalue()))
+
+    return render
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard logging module for this process (idempotent)."""
     redactor = SecretRedactor(configured_secrets(settings))
@@ -117,7 +166,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
             renderer,
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=_console_exception_formatter(redactor)
+        )
         final = [_scrub_rendered(redactor), renderer]
 
     structlog.configure(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,7 +13,12 @@ from arq.cron import CronJob
 from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.job_queue import JobQueue, redis_settings
-from service.logging_setup import bind_job_context, configure_logging
+from service.logging_setup import (
+    CONSOLE_ONLY_MODULES,
+    bind_job_context,
+    configure_logging,
+    without_optional_modules,
+)
 from service.settings import Settings, get_settings
 
 # Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
@@ -26,10 +33,35 @@ TASK_MODULES: tuple[str, ...] = (
 )
 
 
+# glibc's mallopt parameter number for the arena limit (M_ARENA_MAX in malloc.h).
+_M_ARENA_MAX = -8
+# glibc gives every thread that allocates an arena of its own (up to eight per core) and
+# seldom hands their free pages back; the worker's threads (RSA signing, one per aiosqlite
+# connection, uvloop's resolver) left a dozen arenas holding about 17 MB between them.
+# With two, the event loop keeps the main arena and the other threads share the second.
+WORKER_MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = WORKER_MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas for this process, before its threads start; an operator's
+    MALLOC_ARENA_MAX wins. True if the limit was set (False on a libc without mallopt)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def _modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(name) for name in TASK_MODULES]
+    # httpx imports rich and pygments for its command line whenever they are installed.
+    with without_optional_modules(*CONSOLE_ONLY_MODULES):
+        return [importlib.import_module(name) for name in TASK_MODULES]
 
 
 async def startup(ctx: dict[str, Any]) -> None:
