@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.bench_fanout import FleetHandle, fleet_process, process_cpu_seconds
+from bench.bench_fanout import FleetHandle, fleet_process, other_cpu, process_cpu_seconds
 from bench.fleet_observer import arrivals_since
 from bench.machine_ceiling import signing_ceiling
 from bench.profiling import hot_spots, sampled
@@ -135,6 +135,7 @@ async def follows(
         RelayProcesses(workers=workers, database=database) as relay,  # type: ignore[arg-type]
     ):
         before = int((await fleet.remote.state())["arrivals"])
+        cpu_before = _cpu_by_process(relay, fleet)
         burst = await fleet.remote.burst(
             relay.actor_url,
             expected,
@@ -148,6 +149,7 @@ async def follows(
         while len(accepts) < expected and time.monotonic() < started + wait_seconds:
             await asyncio.sleep(1.0)
             accepts = await clock.update()
+        cpu_after = _cpu_by_process(relay, fleet)
         async with relay.database.session() as session:
             follower_rows = int(
                 await session.scalar(
@@ -177,7 +179,19 @@ async def follows(
         else None,
         "all_accepted_within_target": within == expected,
         "target_seconds": target_seconds,
+        # CPU per Follow answered, per process: comparable however busy the machine was.
+        "cpu_ms_per_follow": {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(1, len(accepts)), 2)
+            for name in cpu_after
+        },
     }
+
+
+def _cpu_by_process(relay: RelayProcesses, fleet: FleetHandle) -> dict[str, float]:
+    seconds = other_cpu(relay, fleet)
+    for worker in relay.live_workers():
+        seconds[worker.name] = worker.cpu_seconds()
+    return seconds
 
 
 def main() -> None:

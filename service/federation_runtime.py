@@ -121,14 +121,20 @@ class FederationRuntime:
                 refill_per_second=settings.inbox_rate_limit_per_second,
                 max_hosts=50_000,
             )
+        inbox_writer = InboxWriter(database, queue)
         return cls(
             fetcher=fetcher,
             resolver=resolver,
-            verifier=InboundSignatureVerifier(database, resolver),
+            # A first contact's key is committed with the activity it signed, in the inbox's
+            # next batch: no transaction of its own, and the worker finds the actor's
+            # inboxes already stored when it answers a Follow.
+            verifier=InboundSignatureVerifier(
+                database, resolver, record_key=inbox_writer.record_key
+            ),
             client_limiter=limiter,
             blocked_domains=BlockedDomains(database),
             account_ids=AccountIds(database),
-            inbox_writer=InboxWriter(database, queue),
+            inbox_writer=inbox_writer,
         )
 
     async def close(self) -> None:

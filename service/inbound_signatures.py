@@ -18,7 +18,7 @@ from federation.header_fields import HeaderInput
 from federation.signature_errors import KeyUnusable, SignatureInvalid
 from federation.signature_verification import PendingSignature, parse_signature, verify_with_key
 from service.db.engine import Database
-from service.remote_actors import remember_key, stored_key
+from service.remote_actors import LearnedKey, remember_key, stored_key
 from service.remote_documents import PublicKeyResolver, RemoteFetchError
 
 
@@ -58,8 +58,13 @@ class InboundSignatureVerifier:
         cache_size: int = 8192,
         refresh_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        record_key: Callable[[LearnedKey], None] | None = None,
     ) -> None:
+        """`record_key` stores learned keys for later (the inbox's batch writer, which
+        commits them with the activities they signed); without it each key is committed
+        at once."""
         self._database = database
+        self._record_key = record_key
         self._resolver = resolver
         self._cache_size = cache_size
         self._keys: OrderedDict[str, KnownKey] = OrderedDict()
@@ -136,14 +141,14 @@ class InboundSignatureVerifier:
         except RemoteFetchError as error:
             raise KeyUnavailable(key_id, error) from error
         known = KnownKey(resolved.key_id, resolved.owner, resolved.public_key_pem)
-        async with self._database.transaction() as session:
-            await remember_key(
-                session,
-                known.owner,
-                known.key_id,
-                known.public_key_pem,
-                endpoints=resolved.owner_endpoints,
-            )
+        learned = LearnedKey(
+            known.owner, known.key_id, known.public_key_pem, resolved.owner_endpoints
+        )
+        if self._record_key is not None:
+            self._record_key(learned)
+        else:
+            async with self._database.transaction() as session:
+                await remember_key(session, learned)
         self._remember(known)
         return known
 

@@ -24,6 +24,7 @@ from federation.inbox_activities import InboxEnvelope
 from service.db.engine import Database
 from service.db.models import InboxActivity
 from service.job_queue import JobQueue
+from service.remote_actors import LearnedKey, learned_key_statement
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,19 @@ class InboxWriter:
         self._queue = queue
         self._max_batch = max_batch
         self._pending: list[_Pending] = []
+        # Keys learned while verifying requests, committed with the next batch.
+        self._keys: dict[str, LearnedKey] = {}
         self._drainer: asyncio.Task[None] | None = None
+
+    def record_key(self, learned: LearnedKey) -> None:
+        """Commit a verified key with the next batch (the verifier holds it in memory
+        meanwhile; if that commit fails it is fetched again after a restart)."""
+        self._keys[learned.owner] = learned
+        self._start_draining()
+
+    def _start_draining(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
 
     async def store(
         self,
@@ -93,18 +106,18 @@ class InboxWriter:
                 done,
             )
         )
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+        self._start_draining()
         return await done
 
     async def _drain(self) -> None:
         # One turn of the event loop lets the requests that arrived together join the batch.
         await asyncio.sleep(0)
-        while self._pending:
+        while self._pending or self._keys:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            keys, self._keys = list(self._keys.values()), {}
             try:
-                ids = await self._insert([item.values for item in batch])
+                ids = await self._insert([item.values for item in batch], keys)
             except Exception as error:  # any driver error: the senders retry later
                 log.warning("storing %d inbox activities failed: %s", len(batch), error)
                 for item in batch:
@@ -119,7 +132,7 @@ class InboxWriter:
                 if not item.done.done():
                     item.done.set_result(row_id)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> list[int | None]:
+    async def _insert(self, rows: list[dict[str, Any]], keys: list[LearnedKey]) -> list[int | None]:
         dialect_insert = sqlite.insert if self._database.is_sqlite else postgresql.insert
         # One cached statement executed with many parameter sets: SQLAlchemy renders it as
         # a single multi-row INSERT ("insertmanyvalues") without compiling it again.
@@ -128,8 +141,12 @@ class InboxWriter:
             .on_conflict_do_nothing(index_elements=[InboxActivity.activity_uri])
             .returning(InboxActivity.id, InboxActivity.activity_uri)
         )
+        inserted: dict[str, int] = {}
         async with self._database.engine.begin() as connection:
-            result = await connection.execute(statement, rows)
-            inserted = {str(uri): int(row_id) for row_id, uri in result}
+            for learned in keys:
+                await connection.execute(learned_key_statement(connection.dialect.name, learned))
+            if rows:
+                result = await connection.execute(statement, rows)
+                inserted = {str(uri): int(row_id) for row_id, uri in result}
         # A row id goes to the first request carrying that activity id; repeats get None.
         return [inserted.pop(str(row["activity_uri"]), None) for row in rows]

@@ -3,7 +3,7 @@ remote actor (its keys, its inboxes, its aliases)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +18,10 @@ from service.db.models import RemoteActor
 
 def upsert_statement(session: AsyncSession, table: Any) -> Any:
     """`INSERT` with the dialect's ON CONFLICT support (SQLite and PostgreSQL both have it)."""
-    dialect = session.get_bind().dialect.name
+    return _insert_for(session.get_bind().dialect.name, table)
+
+
+def _insert_for(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
@@ -26,35 +29,45 @@ def actor_host(actor_uri: str) -> str:
     return (urlsplit(actor_uri).netloc or "").lower()[:255]
 
 
-async def remember_key(
-    session: AsyncSession,
-    owner: str,
-    key_id: str,
-    public_key_pem: str,
-    *,
-    endpoints: ActorEndpoints | None = None,
-) -> None:
-    """Record a verified key for its owner, replacing the previous one (key rotation), with
-    the owner's inboxes when the key came from the owner's document."""
-    if endpoints is not None and endpoints.actor_id == owner:
-        await remember_endpoints(
-            session, replace(endpoints, key_id=key_id, public_key_pem=public_key_pem)
+@dataclass(frozen=True, slots=True)
+class LearnedKey:
+    """A verified key, with its owner's inboxes when the key came from the owner's document."""
+
+    owner: str
+    key_id: str
+    public_key_pem: str
+    endpoints: ActorEndpoints | None = None
+
+
+def learned_key_statement(dialect: str, learned: LearnedKey) -> Any:
+    """The upsert recording a key for its owner (replacing the previous one: rotation)."""
+    endpoints = learned.endpoints
+    if endpoints is not None and endpoints.actor_id == learned.owner:
+        return _endpoints_statement(
+            dialect,
+            replace(endpoints, key_id=learned.key_id, public_key_pem=learned.public_key_pem),
         )
-        return
     now = datetime.now(UTC)
-    statement = upsert_statement(session, RemoteActor).values(
-        uri=owner,
-        host=actor_host(owner),
-        key_id=key_id,
-        public_key_pem=public_key_pem,
+    statement = _insert_for(dialect, RemoteActor).values(
+        uri=learned.owner,
+        host=actor_host(learned.owner),
+        key_id=learned.key_id,
+        public_key_pem=learned.public_key_pem,
         also_known_as=[],
         fetched_at=now,
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[RemoteActor.uri],
-        set_={"key_id": key_id, "public_key_pem": public_key_pem, "fetched_at": now},
+        set_={
+            "key_id": learned.key_id,
+            "public_key_pem": learned.public_key_pem,
+            "fetched_at": now,
+        },
     )
-    await session.execute(statement)
+
+
+async def remember_key(session: AsyncSession, learned: LearnedKey) -> None:
+    await session.execute(learned_key_statement(session.get_bind().dialect.name, learned))
 
 
 async def stored_key(session: AsyncSession, key_id: str) -> tuple[str, str] | None:
@@ -73,6 +86,10 @@ async def stored_key(session: AsyncSession, key_id: str) -> tuple[str, str] | No
 
 async def remember_endpoints(session: AsyncSession, endpoints: ActorEndpoints) -> None:
     """Record an actor's inboxes and aliases (and its key, when the document carries one)."""
+    await session.execute(_endpoints_statement(session.get_bind().dialect.name, endpoints))
+
+
+def _endpoints_statement(dialect: str, endpoints: ActorEndpoints) -> Any:
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "host": actor_host(endpoints.actor_id),
@@ -86,9 +103,8 @@ async def remember_endpoints(session: AsyncSession, endpoints: ActorEndpoints) -
     if endpoints.key_id and endpoints.public_key_pem:
         values["key_id"] = endpoints.key_id
         values["public_key_pem"] = endpoints.public_key_pem
-    statement = upsert_statement(session, RemoteActor).values(uri=endpoints.actor_id, **values)
-    statement = statement.on_conflict_do_update(index_elements=[RemoteActor.uri], set_=values)
-    await session.execute(statement)
+    statement = _insert_for(dialect, RemoteActor).values(uri=endpoints.actor_id, **values)
+    return statement.on_conflict_do_update(index_elements=[RemoteActor.uri], set_=values)
 
 
 async def find_remote_actor(session: AsyncSession, actor_uri: str) -> RemoteActor | None:

@@ -30,6 +30,7 @@ from federation.key_documents import KeyNotFound, find_public_key, lists_key, sa
 from federation.public_keys import load_public_key
 from federation.signature_errors import KeyUnusable
 from federation.vocabulary import ACTIVITYPUB_MEDIA_TYPES
+from service.aiohttp_transport import AiohttpTransport
 from service.host_rate_limit import HostRateLimiter
 from service.safe_resolver import AddressPolicy, ForbiddenAddressError, guarded_httpx_client
 from service.settings import Settings
@@ -116,8 +117,13 @@ class RemoteDocumentFetcher:
             write=self._limits.read_timeout,
             pool=self._limits.connect_timeout,
         )
+        # Key fetches come in bursts to many hosts at once (a first contact per follower),
+        # the load httpcore's pool handles worst; aiohttp carries these requests.
         self._client = client or guarded_httpx_client(
-            policy, timeout=timeout, headers={"User-Agent": user_agent}
+            policy,
+            timeout=timeout,
+            headers={"User-Agent": user_agent},
+            transport=AiohttpTransport(policy),
         )
 
     @classmethod

@@ -186,11 +186,13 @@ def guarded_httpx_client(
     timeout: httpx.Timeout,
     verify: ssl.SSLContext | bool = True,
     headers: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """An httpx client that never follows redirects itself and ignores proxy variables
-    (a proxy would connect on the relay's behalf, bypassing the guard)."""
+    (a proxy would connect on the relay's behalf, bypassing the guard). `transport`
+    replaces the httpcore one; it must guard its connections with the same policy."""
     return httpx.AsyncClient(
-        transport=GuardedTransport(policy, verify=verify),
+        transport=transport or GuardedTransport(policy, verify=verify),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,

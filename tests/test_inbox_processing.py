@@ -172,6 +172,22 @@ async def test_follow_is_answered_from_the_document_fetched_to_verify_it(
     assert follower.inbox == fleet.actor(0, 0).inbox
 
 
+async def test_first_contact_stores_the_senders_inboxes_with_its_activity(
+    relay: Relay, fleet: Fleet, account: Account, settings: Settings
+) -> None:
+    actor = fleet.actor(0, 0)
+    follow = activity_from(actor, "Follow", relay.actor_url)
+    response = await post_signed(relay.client, settings, actor, follow)
+    assert response.status_code == 202
+    [remote] = await relay.rows(RemoteActor)
+    assert (remote.uri, remote.inbox, remote.shared_inbox) == (
+        actor.id,
+        actor.inbox,
+        actor.shared_inbox,
+    )
+    assert remote.key_id == actor.key_id
+
+
 async def test_follower_document_fetched_long_ago_is_fetched_again(
     relay: Relay, fleet: Fleet, account: Account, database: Database, fetched: list[str]
 ) -> None:

@@ -587,3 +587,27 @@ async def test_refresh_picks_up_a_rotated_key_the_cache_still_holds(
     assert (await resolver.refresh(key_id)).public_key_pem == new_keys.public_pem
     assert (await resolver.resolve(key_id)).public_key_pem == new_keys.public_pem
     assert remote.hits["/users/rotating"] == 2
+
+
+async def test_compressed_documents_are_decoded() -> None:
+    async def actor(request: web.Request) -> web.StreamResponse:
+        response = web.json_response(
+            {"id": str(request.url), "type": "Person"}, content_type="application/activity+json"
+        )
+        response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/users/zipped", actor)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fetcher = RemoteDocumentFetcher(policy=ONLY_TEST_SERVER, allow_http=True, limits=FAST)
+    try:
+        fetched = await fetcher.fetch(f"http://127.0.0.1:{port}/users/zipped")
+    finally:
+        await fetcher.aclose()
+        await runner.cleanup()
+    assert fetched.document["type"] == "Person"
