@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from federation.html_sanitizer import sanitize_html
 from federation.inbox_activities import (
@@ -79,6 +80,8 @@ class Prepared:
     """What was fetched from the network before the transaction."""
 
     endpoints: ActorEndpoints | None = None
+    # The endpoints are the stored ones, so there is nothing new to record.
+    endpoints_stored: bool = False
     move_authorised: bool = False
     failure: Outcome | None = None
 
@@ -167,7 +170,7 @@ class InboxProcessor:
         async with self._database.session() as session:
             known = await fresh_endpoints(session, actor, FOLLOWER_DOCUMENT_MAX_AGE)
         if known is not None:
-            return Prepared(endpoints=known)
+            return Prepared(endpoints=known, endpoints_stored=True)
         try:
             document = await self._fetch(actor)
         except RemoteFetchError as error:
@@ -201,7 +204,9 @@ class InboxProcessor:
         action = item.action
         if action is InboxAction.FOLLOW:
             assert prepared.endpoints is not None  # noqa: S101 - _prepare guarantees it
-            return await self._follow(session, item, prepared.endpoints)
+            return await self._follow(
+                session, item, prepared.endpoints, stored=prepared.endpoints_stored
+            )
         if action is InboxAction.UNDO_FOLLOW:
             return await self._undo_follow(session, item)
         if action in (InboxAction.LIKE, InboxAction.BOOST):
@@ -230,17 +235,28 @@ class InboxProcessor:
         handle = local_handle(actor_url, self._urls.base_url)
         if handle is None:
             return None
+        # Applying an activity never signs anything: the keys stay unloaded.
         return (
-            await session.execute(select(Account).where(Account.handle == handle.lower()))
+            await session.execute(
+                select(Account)
+                .where(Account.handle == handle.lower())
+                .options(raiseload(Account.keys))
+            )
         ).scalar_one_or_none()
 
     async def _follow(
-        self, session: AsyncSession, item: ClassifiedActivity, endpoints: ActorEndpoints
+        self,
+        session: AsyncSession,
+        item: ClassifiedActivity,
+        endpoints: ActorEndpoints,
+        *,
+        stored: bool = False,
     ) -> Outcome:
         account = await self._local_account(session, item.object_id or "")
         if account is None:
             return _ignored("follow of an unknown account")
-        await remember_endpoints(session, endpoints)
+        if not stored:
+            await remember_endpoints(session, endpoints)
         state = "pending" if account.manually_approves_followers else "accepted"
         statement = upsert_statement(session, Follower).values(
             account_id=account.id,
@@ -262,14 +278,12 @@ class InboxProcessor:
                 "follow_activity_id": item.activity_id,
             },
         )
-        await session.execute(statement)
         follower = (
-            await session.execute(
-                select(Follower).where(
-                    Follower.account_id == account.id, Follower.actor_uri == item.actor
-                )
+            await session.scalars(
+                statement.returning(Follower),
+                execution_options={"populate_existing": True},
             )
-        ).scalar_one()
+        ).one()
         if follower.state != "accepted":
             return Outcome(PROCESSED, "awaiting approval")
         published = await answer_follow(session, account, follower, "Accept", self._urls)
