@@ -19,7 +19,7 @@ from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.migrate import upgrade
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
 from tests.delivery_scenarios import (
     create_account,
@@ -35,12 +35,12 @@ async def run(hosts: int, followers: int, activities: int, database_url: str) ->
     database = Database(database_url)
     urls = InstanceUrls(settings.base_url)
     account = await create_account(database, "bench")
-    http = delivery_session(
+    connections = inbox_connections(
         test_mode=True,
         concurrency=settings.delivery_concurrency,
         per_host=settings.delivery_per_host_concurrency,
     )
-    engine = DeliveryEngine(settings, database, None, InboxPoster(http, test_mode=True))
+    engine = DeliveryEngine(settings, database, None, InboxPoster(connections, test_mode=True))
     async with Fleet(hosts=hosts, followers=followers, keep_activity_bodies=False) as fleet:
         trust_account_key(fleet, account, urls)
         await follow_from_fleet(database, account, fleet)
@@ -71,7 +71,7 @@ async def run(hosts: int, followers: int, activities: int, database_url: str) ->
             f"{fleet.signature_failures}, duplicates: {len(fleet.duplicates())})"
         )
     await engine.close()
-    await http.close()
+    await connections.close()
     await database.dispose()
 
 

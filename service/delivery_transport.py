@@ -1,8 +1,9 @@
-"""Signed POSTs to inboxes over one keep-alive aiohttp pool per worker process.
+"""Signed POSTs to inboxes over one keep-alive connection pool per worker process.
 
-aiohttp, not httpx: at 50 concurrent requests httpx's pool managed about 170 requests/s on
-our reference machine against about 4,500 for aiohttp (encode/httpx#3215), and fan-out is
-exactly that workload. See docs/delivery.md.
+Inbox POSTs go through `service.inbox_connections`, a small HTTP/1.1 client on asyncio
+protocols and httptools: fan-out is thousands of identical small requests, and aiohttp's
+per-request Python cost was as large as the RSA signature's. The aiohttp session of
+`delivery_session` remains for the Mastodon REST API and media. See docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import rsa
-from yarl import URL
 
 from federation.addresses import ForbiddenUrl, check_url
 from federation.digest import digest_header
 from federation.http_signatures import sign_request
 from federation.signature_time import format_http_date
 from federation.vocabulary import ACTIVITY_JSON
+from service.inbox_connections import InboxConnections, encode_post, target_of
 from service.safe_resolver import AddressPolicy, ForbiddenAddressError, guarded_aiohttp_connector
 
 CONNECT_TIMEOUT: Final = 5.0
@@ -98,11 +100,50 @@ def delivery_session(*, test_mode: bool, concurrency: int, per_host: int) -> aio
     )
 
 
+def inbox_connections(
+    *,
+    test_mode: bool,
+    concurrency: int,
+    per_host: int,
+    ssl_context: ssl.SSLContext | None = None,
+) -> InboxConnections:
+    """The keep-alive pool inbox POSTs go through; `close()` it when the process stops."""
+    return InboxConnections(
+        AddressPolicy(allow_private=test_mode),
+        limit=concurrency,
+        per_host=per_host,
+        ssl_context=ssl_context,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+    )
+
+
 class InboxPoster:
-    def __init__(self, session: aiohttp.ClientSession, *, test_mode: bool) -> None:
-        self.session = session
+    """Signs and posts deliveries.
+
+    `connections` is the pool to post through. Given an aiohttp session instead (as older
+    callers do), the poster makes a pool of its own with the session's limits and closes
+    it in `close()`.
+    """
+
+    def __init__(
+        self, connections: InboxConnections | aiohttp.ClientSession, *, test_mode: bool
+    ) -> None:
         self.test_mode = test_mode
+        self._owns_connections = not isinstance(connections, InboxConnections)
+        if isinstance(connections, aiohttp.ClientSession):
+            connector = connections.connector
+            connections = inbox_connections(
+                test_mode=test_mode,
+                concurrency=connector.limit if connector is not None else 100,
+                per_host=connector.limit_per_host if connector is not None else 8,
+            )
+        self.connections = connections
         self._dates = _DateCache()
+
+    async def close(self) -> None:
+        if self._owns_connections:
+            await self.connections.close()
 
     def refusal(self, inbox: str) -> str | None:
         """Why this inbox may never be posted to, or None."""
@@ -140,28 +181,22 @@ class InboxPoster:
             return PostResult(None, refusal, None, 0, forbidden=True)
         if headers is None:
             headers = self.signed_headers(inbox, activity)
+        target = target_of(inbox)
+        request = encode_post(target, headers, activity.body, USER_AGENT)
+        deadline = asyncio.get_running_loop().time() + TOTAL_TIMEOUT
         try:
-            async with self.session.post(
-                URL(inbox, encoded=True), data=activity.body, headers=headers, allow_redirects=False
-            ) as response:
-                snippet = b""
-                if not 200 <= response.status < 300:
-                    snippet = await _read_capped(response.content, RESPONSE_BODY_CAP)
-                error = None
-                if not 200 <= response.status < 300:
-                    text = snippet.decode("utf-8", "replace").strip()
-                    error = f"HTTP {response.status}" + (f": {text[:500]}" if text else "")
-                return PostResult(
-                    response.status,
-                    error,
-                    response.headers.get("Retry-After"),
-                    _elapsed_ms(started),
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            forbidden = _forbidden_cause(error)
-            if forbidden is not None:
-                return PostResult(None, f"refused: {forbidden}", None, _elapsed_ms(started), True)
+            answer = await self.connections.send(
+                target.origin, request, deadline=deadline, snippet_cap=RESPONSE_BODY_CAP
+            )
+        except ForbiddenAddressError as error:
+            return PostResult(None, f"refused: {error}", None, _elapsed_ms(started), True)
+        except (TimeoutError, OSError) as error:
             return PostResult(None, _describe(error), None, _elapsed_ms(started))
+        error_text = None
+        if not 200 <= answer.status < 300:
+            text = answer.body_start.decode("utf-8", "replace").strip()
+            error_text = f"HTTP {answer.status}" + (f": {text[:500]}" if text else "")
+        return PostResult(answer.status, error_text, answer.retry_after, _elapsed_ms(started))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -172,32 +207,6 @@ def _refusal(inbox: str, test_mode: bool) -> str | None:
         check_url(inbox, allow_private=test_mode, allow_http=test_mode)
     except ForbiddenUrl as error:
         return f"refused: {error.detail}"
-    return None
-
-
-async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < cap:
-        chunk = await stream.read(cap - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _forbidden_cause(error: BaseException) -> ForbiddenAddressError | None:
-    seen: BaseException | None = error
-    for _ in range(6):
-        if seen is None:
-            return None
-        if isinstance(seen, ForbiddenAddressError):
-            return seen
-        os_error = getattr(seen, "os_error", None)
-        if isinstance(os_error, ForbiddenAddressError):
-            return os_error
-        seen = seen.__cause__ or seen.__context__
     return None
 
 

@@ -8,13 +8,14 @@ from typing import Any
 from arq.cron import cron
 
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, delivery_session, inbox_connections
 from service.logging_setup import log_context
 from service.mastodon_delivery import MastodonDelivery
 from workers.context import context_of
 
 ENGINE = "delivery_engine"
 HTTP_SESSION = "delivery_http_session"
+INBOX_CONNECTIONS = "inbox_connections"
 MASTODON = "mastodon_delivery"
 
 
@@ -26,15 +27,21 @@ async def STARTUP(ctx: dict[str, Any]) -> None:  # noqa: N802 (hook name fixed b
         concurrency=settings.delivery_concurrency,
         per_host=settings.delivery_per_host_concurrency,
     )
+    connections = inbox_connections(
+        test_mode=settings.test_mode,
+        concurrency=settings.delivery_concurrency,
+        per_host=settings.delivery_per_host_concurrency,
+    )
     mastodon = MastodonDelivery(settings, worker["database"], media_session=session)
     resources = worker["resources"]
     resources[HTTP_SESSION] = session
+    resources[INBOX_CONNECTIONS] = connections
     resources[MASTODON] = mastodon
     resources[ENGINE] = DeliveryEngine(
         settings,
         worker["database"],
         worker["queue"],
-        InboxPoster(session, test_mode=settings.test_mode),
+        InboxPoster(connections, test_mode=settings.test_mode),
         mastodon=mastodon,
     )
     # Everything loaded so far (modules, settings, pools) lives as long as the process: out
@@ -52,6 +59,9 @@ async def SHUTDOWN(ctx: dict[str, Any]) -> None:  # noqa: N802
     mastodon = resources.pop(MASTODON, None)
     if mastodon is not None:
         await mastodon.close()
+    connections = resources.pop(INBOX_CONNECTIONS, None)
+    if connections is not None:
+        await connections.close()
     session = resources.pop(HTTP_SESSION, None)
     if session is not None:
         await session.close()
