@@ -63,6 +63,10 @@ DocumentFetcher = Callable[[str], Awaitable[dict[str, Any]]]
 # verified) is not fetched again to answer the Follow.
 FOLLOWER_DOCUMENT_MAX_AGE = timedelta(minutes=10)
 
+# Activities applied in one transaction: enough to share its cost, few enough that a
+# failure (which applies them again one by one) costs little.
+APPLY_GROUP = 50
+
 PROCESSED = "processed"
 IGNORED = "ignored"
 FAILED = "failed"
@@ -86,6 +90,14 @@ class Prepared:
     failure: Outcome | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Received:
+    row_id: int
+    document: dict[str, Any]
+    received_at: datetime
+    classified: ClassifiedActivity
+
+
 def _ignored(note: str) -> Outcome:
     return Outcome(IGNORED, note)
 
@@ -104,44 +116,75 @@ class InboxProcessor:
     async def process_many(
         self, row_ids: Sequence[int], queue: JobQueue | None = None
     ) -> list[str | None]:
-        """Apply stored activities one by one, then wake the workers once for everything
-        they published (a burst of Follows becomes one delivery job of Accepts, not one
-        job each)."""
-        states: list[str | None] = []
+        """Apply stored activities, several to a transaction, then wake the workers once
+        for everything they published (a burst of Follows becomes one delivery job of
+        Accepts, not one job each). A group whose transaction fails is applied again one
+        activity at a time, so one bad activity cannot hold back the others."""
+        items = await self._load_received(row_ids)
+        prepared = await self._prepare_all([item.classified for item in items])
+        states: dict[int, str | None] = dict.fromkeys(row_ids)
         published: list[PublishedActivity] = []
-        for row_id in row_ids:
-            state, outcome_published = await self._apply_stored(row_id)
-            states.append(state)
-            published.extend(outcome_published)
+        pairs = list(zip(items, prepared, strict=True))
+        for start in range(0, len(pairs), APPLY_GROUP):
+            group = pairs[start : start + APPLY_GROUP]
+            results = await self._apply_group(group) if len(group) > 1 else None
+            if results is None:
+                results = [await self._apply_alone(item, ready) for item, ready in group]
+            for (item, _), (state, outcome_published) in zip(group, results, strict=True):
+                states[item.row_id] = state
+                published.extend(outcome_published)
         await enqueue_deliveries(queue, published)
-        return states
+        return [states[row_id] for row_id in row_ids]
 
-    async def _apply_stored(self, row_id: int) -> tuple[str | None, list[PublishedActivity]]:
+    async def _load_received(self, row_ids: Sequence[int]) -> list[_Received]:
         async with self._database.session() as session:
-            row = await session.get(InboxActivity, row_id)
-            if row is None or row.state != "received":
-                return None, []
-            document = dict(row.document)
-            received_at = row.received_at
-        classified = classify(document, self._urls.base_url)
-        prepared = await self._prepare(classified)
+            rows = await session.execute(
+                select(InboxActivity.id, InboxActivity.document, InboxActivity.received_at)
+                .where(InboxActivity.id.in_(list(row_ids)), InboxActivity.state == "received")
+                .order_by(InboxActivity.id)
+            )
+            return [
+                _Received(
+                    row_id, dict(document), received_at, classify(document, self._urls.base_url)
+                )
+                for row_id, document, received_at in rows
+            ]
+
+    async def _apply_group(
+        self, group: list[tuple[_Received, Prepared]]
+    ) -> list[tuple[str | None, list[PublishedActivity]]] | None:
         try:
             async with self._database.transaction() as session:
-                if not await _claim(session, row_id):
-                    return None, []
-                outcome = prepared.failure or await self._apply(
-                    session, classified, prepared, document, received_at, row_id
-                )
-                if outcome.state != PROCESSED:
-                    await session.execute(
-                        update(InboxActivity)
-                        .where(InboxActivity.id == row_id)
-                        .values(state=outcome.state, error=outcome.note)
-                    )
+                return [await self._apply_one(session, item, ready) for item, ready in group]
+        except Exception:  # applied again one by one, where the failure is recorded
+            log.warning("applying %d inbox activities together failed", len(group), exc_info=True)
+            return None
+
+    async def _apply_alone(
+        self, item: _Received, ready: Prepared
+    ) -> tuple[str | None, list[PublishedActivity]]:
+        try:
+            async with self._database.transaction() as session:
+                return await self._apply_one(session, item, ready)
         except Exception as error:  # recorded on the row; the worker must go on
-            log.exception("processing inbox activity %s failed", row_id)
-            await self._mark_failed(row_id, f"{type(error).__name__}: {error}")
+            log.exception("processing inbox activity %s failed", item.row_id)
+            await self._mark_failed(item.row_id, f"{type(error).__name__}: {error}")
             return FAILED, []
+
+    async def _apply_one(
+        self, session: AsyncSession, item: _Received, ready: Prepared
+    ) -> tuple[str | None, list[PublishedActivity]]:
+        if not await _claim(session, item.row_id):
+            return None, []
+        outcome = ready.failure or await self._apply(
+            session, item.classified, ready, item.document, item.received_at, item.row_id
+        )
+        if outcome.state != PROCESSED:
+            await session.execute(
+                update(InboxActivity)
+                .where(InboxActivity.id == item.row_id)
+                .values(state=outcome.state, error=outcome.note)
+            )
         return outcome.state, outcome.published
 
     async def _mark_failed(self, row_id: int, note: str) -> None:
@@ -154,8 +197,22 @@ class InboxProcessor:
 
     # -- network, before the transaction ----------------------------------------------
 
-    async def _prepare(self, classified: ClassifiedActivity) -> Prepared:
+    async def _prepare_all(self, activities: list[ClassifiedActivity]) -> list[Prepared]:
+        # Verifying a Follow's signature has usually just stored its actor's document.
+        followers = [a.actor for a in activities if a.action is InboxAction.FOLLOW]
+        known: dict[str, ActorEndpoints] = {}
+        if followers:
+            async with self._database.session() as session:
+                known = await fresh_endpoints(session, followers, FOLLOWER_DOCUMENT_MAX_AGE)
+        return [await self._prepare(activity, known) for activity in activities]
+
+    async def _prepare(
+        self, classified: ClassifiedActivity, known: dict[str, ActorEndpoints]
+    ) -> Prepared:
         if classified.action is InboxAction.FOLLOW:
+            stored = known.get(classified.actor)
+            if stored is not None:
+                return Prepared(endpoints=stored, endpoints_stored=True)
             return await self._prepare_follow(classified.actor)
         if classified.action is InboxAction.MOVE and classified.target is not None:
             try:
@@ -166,11 +223,6 @@ class InboxProcessor:
         return Prepared()
 
     async def _prepare_follow(self, actor: str) -> Prepared:
-        # Verifying the Follow's signature has usually just fetched this very document.
-        async with self._database.session() as session:
-            known = await fresh_endpoints(session, actor, FOLLOWER_DOCUMENT_MAX_AGE)
-        if known is not None:
-            return Prepared(endpoints=known, endpoints_stored=True)
         try:
             document = await self._fetch(actor)
         except RemoteFetchError as error:

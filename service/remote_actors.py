@@ -3,6 +3,7 @@ remote actor (its keys, its inboxes, its aliases)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,15 +115,22 @@ async def find_remote_actor(session: AsyncSession, actor_uri: str) -> RemoteActo
 
 
 async def fresh_endpoints(
-    session: AsyncSession, actor_uri: str, max_age: timedelta
-) -> ActorEndpoints | None:
-    """The actor's inboxes as fetched within `max_age`, or None (unknown, stale, no inbox)."""
-    remote = await find_remote_actor(session, actor_uri)
-    if remote is None or not remote.inbox or remote.fetched_at is None:
-        return None
-    if remote.fetched_at < datetime.now(UTC) - max_age:
-        return None
-    return stored_endpoints(remote)
+    session: AsyncSession, actor_uris: Sequence[str], max_age: timedelta
+) -> dict[str, ActorEndpoints]:
+    """The inboxes of those actors whose documents were fetched within `max_age`."""
+    oldest = datetime.now(UTC) - max_age
+    found: dict[str, ActorEndpoints] = {}
+    unique = sorted(set(actor_uris))
+    for start in range(0, len(unique), 500):
+        rows = await session.scalars(
+            select(RemoteActor).where(
+                RemoteActor.uri.in_(unique[start : start + 500]),
+                RemoteActor.inbox.is_not(None),
+                RemoteActor.fetched_at >= oldest,
+            )
+        )
+        found.update((remote.uri, stored_endpoints(remote)) for remote in rows)
+    return found
 
 
 def stored_endpoints(remote: RemoteActor) -> ActorEndpoints:

@@ -554,3 +554,34 @@ async def test_follower_snapshot_records_the_day_count_per_account(
     }
     assert snapshots[account.id] == 3
     assert sorted(snapshots.values()) == [0, 3]
+
+
+class _FailingOn(InboxProcessor):
+    """A processor whose handling of one activity raises, as a bug or a bad row would."""
+
+    def __init__(self, base: InboxProcessor, failing_activity_id: str) -> None:
+        super().__init__(base._database, base._urls, base._fetch)
+        self.failing_activity_id = failing_activity_id
+
+    async def _apply(self, session, item, prepared, document, received_at, row_id):  # type: ignore[no-untyped-def]
+        if item.activity_id == self.failing_activity_id:
+            raise RuntimeError("cannot apply this one")
+        return await super()._apply(session, item, prepared, document, received_at, row_id)
+
+
+async def test_a_failing_activity_does_not_hold_back_the_rest_of_its_batch(
+    relay: Relay, fleet: Fleet, post: Post, settings: Settings
+) -> None:
+    likes = [activity_from(fleet.actor(0, n), "Like", post.object_uri) for n in range(3)]
+    row_ids = []
+    for n, like in enumerate(likes):
+        response = await post_signed(relay.client, settings, fleet.actor(0, n), like)
+        assert response.status_code == 202
+        row_ids.append(await relay.row_id(like["id"]))
+    processor = _FailingOn(relay.processor, likes[1]["id"])
+
+    states = await processor.process_many(row_ids)
+
+    assert states == ["processed", "failed", "processed"]
+    assert await relay.count(Interaction) == 2
+    assert (await relay.state_of(likes[1]["id"]))[0] == "failed"
