@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:
+    # The worker raises Problem too (shared validation code) but never answers HTTP:
+    # importing the web framework there would cost it about 10 MB.
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://fedirelay.dev/problems/"
@@ -63,6 +65,8 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(
         problem.body(instance),
         status_code=problem.status,
@@ -92,6 +96,9 @@ def validation_problem(errors: list[dict[str, Any]]) -> Problem:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request.url.path)

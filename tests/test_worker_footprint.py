@@ -64,6 +64,17 @@ def test_worker_command_loads_no_console_rendering_or_migration_libraries() -> N
     assert not loaded & {"rich", "pygments", "alembic", "mako"}
 
 
+def test_worker_command_loads_no_web_framework() -> None:
+    output = run_python(
+        WORKER_UP_TO_ARQ,
+        FEDIRELAY_REDIS_URL="redis://127.0.0.1:1/0",
+        FEDIRELAY_LOG_FORMAT="json",
+    )
+    loaded = set(json.loads(output.splitlines()[-1]))
+
+    assert not loaded & {"fastapi", "starlette"}
+
+
 def test_cli_still_imports_rich_once_the_worker_modules_are_loaded() -> None:
     output = run_python(
         "import workers.worker as w; w._modules(); import rich.table; print(rich.table.Table)"
