@@ -7,9 +7,10 @@ import datetime
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
@@ -530,21 +531,21 @@ async def test_an_aiohttp_session_still_makes_a_poster(activity: PreparedActivit
     await session.close()
 
 
-def test_the_same_on_uvloop(
-    activity: PreparedActivity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_same_on_uvloop(activity: PreparedActivity, tmp_path: Path) -> None:
     """The worker runs on uvloop, whose transports differ from asyncio's in small ways."""
-    scenarios = [
-        test_keep_alive_reuses_one_connection(activity),
-        test_chunked_error_body_is_kept_and_the_connection_reused(activity),
-        test_http_1_0_answer_read_until_close(activity),
-        test_a_stale_idle_connection_is_retried_on_a_new_one(activity),
-        test_a_slow_body_is_cut_at_the_total_timeout(activity, monkeypatch),
-        test_a_2xx_answer_does_not_wait_for_its_body(activity, monkeypatch),
-        test_the_per_host_limit_holds(activity),
-        test_tls_with_sni_and_a_verified_certificate(activity, tmp_path),
-        test_close_ends_idle_connections(activity),
+    scenarios: list[Callable[[pytest.MonkeyPatch], Coroutine[Any, Any, None]]] = [
+        lambda _: test_keep_alive_reuses_one_connection(activity),
+        lambda _: test_chunked_error_body_is_kept_and_the_connection_reused(activity),
+        lambda _: test_http_1_0_answer_read_until_close(activity),
+        lambda _: test_a_stale_idle_connection_is_retried_on_a_new_one(activity),
+        lambda patch: test_a_slow_body_is_cut_at_the_total_timeout(activity, patch),
+        lambda patch: test_a_2xx_answer_does_not_wait_for_its_body(activity, patch),
+        lambda _: test_the_per_host_limit_holds(activity),
+        lambda _: test_tls_with_sni_and_a_verified_certificate(activity, tmp_path),
+        lambda _: test_close_ends_idle_connections(activity),
     ]
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         for scenario in scenarios:
-            runner.run(scenario)
+            # Each scenario's patches (a shortened timeout) end with it.
+            with pytest.MonkeyPatch.context() as patch:
+                runner.run(scenario(patch))
