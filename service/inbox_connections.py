@@ -37,6 +37,10 @@ DNS_TTL: Final = 300.0
 # A body this small is read to the end so the connection can carry the next request; a
 # longer one costs more than a new connection.
 DRAIN_LIMIT: Final = 64 * 1024
+# Once the answer is known, the rest of the body is drained to keep the connection only if it
+# arrives this soon; a server trickling it would otherwise hold a per-host slot for the
+# whole total timeout, and with it the next deliveries to that host.
+DRAIN_GRACE: Final = 1.0
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]
@@ -219,6 +223,7 @@ class _Connection(asyncio.Protocol):
             # A success body is never read by anyone: the answer is known now, and the body
             # is only drained to keep the connection.
             exchange.answer()
+            self._limit_drain()
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
@@ -232,6 +237,7 @@ class _Connection(asyncio.Protocol):
             exchange.snippet += body[:room]
             if len(exchange.snippet) >= exchange.snippet_cap:
                 exchange.answer()
+                self._limit_drain()
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
@@ -263,6 +269,15 @@ class _Connection(asyncio.Protocol):
         )
         self.transport.write(request)
         return done
+
+    def _limit_drain(self) -> None:
+        now = self.loop.time()
+        if self.deadline <= now + DRAIN_GRACE:
+            return
+        self.deadline = now + DRAIN_GRACE
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_at(self.deadline, self._check_time)
 
     def _check_time(self) -> None:
         self.timer = None

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from service import delivery_transport
+from service import inbox_connections as connection_pool
 from service.delivery_transport import (
     USER_AGENT,
     InboxPoster,
@@ -320,6 +321,31 @@ async def test_a_2xx_answer_does_not_wait_for_its_body(
 
     assert (first.status, first.error, second.status) == (202, None, 202)
     assert first.duration_ms < 400
+    assert server.connections == 2
+
+
+async def test_a_trickling_body_after_the_answer_frees_its_host_slot_soon(
+    activity: PreparedActivity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection_pool, "DRAIN_GRACE", 0.2)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            writer.write(b".")
+            await writer.drain()
+
+    async with RawServer(handler) as server, poster_for(per_host=1) as poster:
+        inbox = f"http://127.0.0.1:{server.port}/inbox"
+        first = await poster.post(inbox, activity)
+        # One connection per host: the second request gets it only once the first
+        # connection gave up draining its body.
+        second = await poster.post(inbox, activity)
+
+    assert (first.status, second.status, second.error) == (202, 202, None)
+    assert second.duration_ms < 2000
     assert server.connections == 2
 
 
