@@ -45,13 +45,15 @@ from service.db.models import Account, Activity
 from service.delivery_store import (
     ClaimedDelivery,
     Outcome,
-    claim_due,
+    SyncExecutor,
+    Transactions,
+    claim_due_sync,
     due_activity_ids,
-    load_host_health,
+    load_host_health_sync,
     next_wake_times,
     park_for_unavailable_hosts,
     waiting_successors,
-    write_outcomes,
+    write_outcomes_sync,
 )
 from service.delivery_tracking import ClaimWindow, HostHealthTracker, HostSlots
 from service.delivery_transport import TOTAL_TIMEOUT, InboxPoster, PreparedActivity
@@ -109,8 +111,8 @@ class OutcomeWriter:
     window back. One commit at a time; the outcomes that arrive during a commit go in the
     next one, so the batch grows with the load and a commit never waits for a timer."""
 
-    def __init__(self, database: Database, window: ClaimWindow) -> None:
-        self.database = database
+    def __init__(self, transactions: Transactions, window: ClaimWindow) -> None:
+        self.transactions = transactions
         self.window = window
         self._outcomes: list[Outcome] = []
         self._runs: list[_Run] = []
@@ -155,8 +157,7 @@ class OutcomeWriter:
     ) -> None:
         for attempt in range(5):
             try:
-                async with self.database.engine.begin() as connection:
-                    await write_outcomes(connection, outcomes, hosts)
+                await self.transactions.run(write_outcomes_sync, outcomes, hosts)
                 self.flushes += 1
                 return
             except Exception:  # a lost outcome costs a duplicate, so retry hard
@@ -234,7 +235,8 @@ class DeliveryEngine:
             seconds=min(TOTAL_TIMEOUT + 5.0, settings.delivery_lease_seconds / 2)
         )
         self.rng = rng or random.Random()
-        self.writer = OutcomeWriter(database, self.window)
+        self.transactions = Transactions(database)
+        self.writer = OutcomeWriter(self.transactions, self.window)
         self.signer = (
             ThreadPoolExecutor(settings.delivery_signing_threads, "delivery-signing")
             if settings.delivery_signing_threads > 0
@@ -259,6 +261,7 @@ class DeliveryEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.writer.flush()
+        await self.transactions.close()
         if self.signer is not None:
             self.signer.shutdown(wait=False, cancel_futures=True)
 
@@ -388,20 +391,25 @@ class DeliveryEngine:
     async def _claim(
         self, activity_ids: list[int], limit: int, after_id: int, skipped: list[str]
     ) -> list[ClaimedDelivery]:
-        now = utcnow()
-        async with self.database.engine.begin() as connection:
-            claimed = await claim_due(
+        lease_seconds = self.settings.delivery_lease_seconds
+
+        def claim(connection: SyncExecutor) -> tuple[list[ClaimedDelivery], dict[str, HostHealth]]:
+            claimed = claim_due_sync(
                 connection,
                 activity_ids,
                 limit=limit,
-                lease_seconds=self.settings.delivery_lease_seconds,
-                now=now,
+                lease_seconds=lease_seconds,
+                now=utcnow(),
                 after_id=after_id,
                 skip_hosts=skipped,
             )
-            if claimed:
-                hosts = {delivery.host for delivery in claimed}
-                self.hosts.refresh(await load_host_health(connection, hosts), hosts)
+            if not claimed:
+                return claimed, {}
+            return claimed, load_host_health_sync(connection, {item.host for item in claimed})
+
+        claimed, known = await self.transactions.run(claim)
+        if claimed:
+            self.hosts.refresh(known, {delivery.host for delivery in claimed})
         return claimed
 
     async def _deliver_one(

@@ -16,13 +16,16 @@ inbox with the same ordering key is unfinished (so an Update never overtakes its
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Table,
     and_,
     bindparam,
@@ -36,9 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from federation.host_health import HEALTH_UNAVAILABLE, HostHealth
+from service.db.engine import Database, sqlite_writer_engine
 from service.db.models import Account, Delivery, DeliveryAttempt, DestinationHost, Follower
 
 FINISHED_STATES: Final = ("delivered", "dead", "discarded")
@@ -50,6 +54,10 @@ _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 
 # A session (admin paths, tests) or a bare connection (the engine's hot path).
 Executor = AsyncSession | AsyncConnection
+# What the statements run on: every store function is synchronous underneath, so the engine
+# can run a whole transaction on a thread of its own (SQLite) or through `run_sync`.
+SyncExecutor = Session | Connection
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +92,55 @@ class Outcome:
     gone: bool = False
 
 
-def _dialect(executor: Executor) -> str:
-    if isinstance(executor, AsyncConnection):
+def _dialect(executor: SyncExecutor) -> str:
+    if isinstance(executor, Connection):
         return executor.dialect.name
     return executor.get_bind().dialect.name
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+class Transactions:
+    """Runs a synchronous unit of work in one transaction of its own.
+
+    On a SQLite file the work runs on one connection in a thread of its own: through aiosqlite
+    every statement, fetch and commit is a separate trip to the connection's thread and back
+    to the event loop, which cost the worker more CPU than SQLite itself; in a thread the
+    whole transaction is one trip. On PostgreSQL (or an in-memory SQLite database, which
+    another connection would not see) it runs on a pooled async connection.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._engine = sqlite_writer_engine(database.url) if database.is_sqlite else None
+        self._thread = ThreadPoolExecutor(1, "delivery-store") if self._engine is not None else None
+
+    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        engine, thread = self._engine, self._thread
+        if engine is None or thread is None:
+            async with self.database.engine.begin() as connection:
+                return await connection.run_sync(work, *args)
+
+        def transaction() -> _T:
+            with engine.begin() as connection:
+                return work(connection, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(thread, transaction)
+
+    async def close(self) -> None:
+        engine, thread = self._engine, self._thread
+        self._engine = self._thread = None
+        if engine is not None and thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
+            thread.shutdown(wait=False)
+
+
+def _due(now: datetime, state: Any = Delivery.state) -> ColumnElement[bool]:
     return or_(
-        and_(Delivery.state.in_(WAITING_STATES), Delivery.next_attempt_at <= now),
-        and_(Delivery.state == "in_flight", Delivery.lease_expires_at < now),
+        and_(state.in_(WAITING_STATES), Delivery.next_attempt_at <= now),
+        and_(state == "in_flight", Delivery.lease_expires_at < now),
     )
 
 
-def _claimable(now: datetime) -> list[ColumnElement[bool]]:
+def _claimable(now: datetime, state: Any = Delivery.state) -> list[ColumnElement[bool]]:
     earlier_unfinished = exists().where(
         _Earlier.inbox == Delivery.inbox,
         _Earlier.ordering_key == Delivery.ordering_key,
@@ -114,7 +157,7 @@ def _claimable(now: datetime) -> list[ColumnElement[bool]]:
     )
     account_paused = exists().where(Account.id == Delivery.account_id, Account.paused.is_(True))
     return [
-        _due(now),
+        _due(now, state),
         or_(Delivery.ordering_key.is_(None), ~earlier_unfinished),
         ~host_held,
         ~account_paused,
@@ -155,17 +198,42 @@ async def claim_due(
     """Mark up to `limit` claimable deliveries of the activities with an id above `after_id`
     in flight, in one statement, lowest ids first. Deliveries to `skip_hosts` are left alone
     (their hosts already have enough work in this process)."""
+    return await executor.run_sync(
+        claim_due_sync,
+        activity_ids,
+        limit=limit,
+        lease_seconds=lease_seconds,
+        now=now,
+        after_id=after_id,
+        skip_hosts=skip_hosts,
+    )
+
+
+def claim_due_sync(
+    executor: SyncExecutor,
+    activity_ids: Sequence[int],
+    *,
+    limit: int,
+    lease_seconds: float,
+    now: datetime,
+    after_id: int = 0,
+    skip_hosts: Sequence[str] = (),
+) -> list[ClaimedDelivery]:
     lease_until = now + timedelta(seconds=lease_seconds)
-    conditions = [_of_activities(Delivery.activity_id, activity_ids), *_claimable(now)]
+    dialect = _dialect(executor)
+    if dialect == "sqlite" and len(activity_ids) > 1:
+        conditions = _walk_by_id(activity_ids, now)
+    else:
+        conditions = [_of_activities(Delivery.activity_id, activity_ids), *_claimable(now)]
     if after_id:
         conditions.append(Delivery.id > after_id)
     if skip_hosts:
         conditions.append(Delivery.host.not_in(list(skip_hosts)))
     candidates = select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(limit)
-    if _dialect(executor) == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
     columns = _DELIVERIES.c
-    result = await executor.execute(
+    result = executor.execute(
         update(_DELIVERIES)
         .where(columns.id.in_(candidates.scalar_subquery()))
         .values(state="in_flight", lease_expires_at=lease_until)
@@ -188,12 +256,36 @@ async def claim_due(
     return claimed
 
 
+_First = aliased(Delivery)
+
+
+def _walk_by_id(activity_ids: Sequence[int], now: datetime) -> list[ColumnElement[bool]]:
+    """Conditions for claiming several activities' rows on SQLite by walking the table in id
+    order from the first of their rows, stopping at the claim's size.
+
+    Left to itself, SQLite answers `activity_id IN (...)` with the due-state index: it reads
+    and sorts every due row of the table at every claim, which made claims of a multi-activity
+    job cost several times those of single-activity jobs. The `+ 0` and `|| ''` keep it off
+    the activity and state indexes, so the only plan left is the id walk; a job's activities
+    were published together, so their rows lie close to one another."""
+    first = select(func.min(_First.id)).where(_First.activity_id.in_(list(activity_ids)))
+    return [
+        (Delivery.activity_id + 0).in_(list(activity_ids)),
+        Delivery.id >= first.scalar_subquery(),
+        *_claimable(now, Delivery.state + ""),
+    ]
+
+
 async def load_host_health(executor: Executor, hosts: Iterable[str]) -> dict[str, HostHealth]:
     """Stored health of these hosts; only hosts with a row (ever failed, or paused) appear."""
+    return await executor.run_sync(load_host_health_sync, hosts)
+
+
+def load_host_health_sync(executor: SyncExecutor, hosts: Iterable[str]) -> dict[str, HostHealth]:
     names = sorted(set(hosts))
     found: dict[str, HostHealth] = {}
     for start in range(0, len(names), 500):
-        rows = await executor.execute(
+        rows = executor.execute(
             select(
                 DestinationHost.host,
                 DestinationHost.consecutive_failures,
@@ -246,6 +338,14 @@ async def write_outcomes(
     host_changes: dict[str, tuple[HostHealth, str | None, datetime]],
 ) -> None:
     """Store outcomes, attempt history and changed host health in a few bulk statements."""
+    await executor.run_sync(write_outcomes_sync, outcomes, host_changes)
+
+
+def write_outcomes_sync(
+    executor: SyncExecutor,
+    outcomes: Sequence[Outcome],
+    host_changes: dict[str, tuple[HostHealth, str | None, datetime]],
+) -> None:
     delivered = [
         {
             "b_id": o.delivery_id,
@@ -270,9 +370,9 @@ async def write_outcomes(
         if o.state != "delivered"
     ]
     if delivered:
-        await executor.execute(_MARK_DELIVERED, delivered)
+        executor.execute(_MARK_DELIVERED, delivered)
     if other:
-        await executor.execute(_MARK_OTHER, other)
+        executor.execute(_MARK_OTHER, other)
     attempts = [
         {
             "delivery_id": o.delivery_id,
@@ -285,21 +385,25 @@ async def write_outcomes(
         if o.attempted_at is not None
     ]
     if attempts:
-        await executor.execute(_RECORD_ATTEMPT, attempts)
+        executor.execute(_RECORD_ATTEMPT, attempts)
     gone = sorted({o.inbox for o in outcomes if o.gone})
     if gone:
-        await remove_followers_using(executor, gone)
+        _remove_followers_using(executor, gone)
     if host_changes:
-        await save_host_health(executor, host_changes)
+        _save_host_health(executor, host_changes)
         for host, (health, _, now) in host_changes.items():
             if health.unavailable:
-                await park_host(executor, host)
+                _park_host(executor, host)
             elif health.consecutive_failures == 0:
-                await unpark_host(executor, host, now)
+                _unpark_host(executor, host, now)
 
 
 async def remove_followers_using(executor: Executor, inboxes: Sequence[str]) -> int:
-    result = await executor.execute(
+    return await executor.run_sync(_remove_followers_using, inboxes)
+
+
+def _remove_followers_using(executor: SyncExecutor, inboxes: Sequence[str]) -> int:
+    result = executor.execute(
         delete(Follower).where(or_(Follower.inbox.in_(inboxes), Follower.shared_inbox.in_(inboxes)))
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -307,6 +411,12 @@ async def remove_followers_using(executor: Executor, inboxes: Sequence[str]) -> 
 
 async def save_host_health(
     executor: Executor, changes: dict[str, tuple[HostHealth, str | None, datetime]]
+) -> None:
+    await executor.run_sync(_save_host_health, changes)
+
+
+def _save_host_health(
+    executor: SyncExecutor, changes: dict[str, tuple[HostHealth, str | None, datetime]]
 ) -> None:
     rows: list[dict[str, Any]] = []
     for host, (health, error, now) in sorted(changes.items()):
@@ -341,13 +451,15 @@ async def save_host_health(
         }
         if row["last_success_at"] is not None:
             values["last_success_at"] = excluded.last_success_at
-        await executor.execute(
-            statement.on_conflict_do_update(index_elements=["host"], set_=values)
-        )
+        executor.execute(statement.on_conflict_do_update(index_elements=["host"], set_=values))
 
 
 async def park_host(executor: Executor, host: str) -> None:
-    await executor.execute(
+    await executor.run_sync(_park_host, host)
+
+
+def _park_host(executor: SyncExecutor, host: str) -> None:
+    executor.execute(
         update(_DELIVERIES)
         .where(_DELIVERIES.c.host == host, _DELIVERIES.c.state.in_(WAITING_STATES))
         .values(state="parked")
@@ -356,7 +468,11 @@ async def park_host(executor: Executor, host: str) -> None:
 
 async def unpark_host(executor: Executor, host: str, now: datetime) -> list[int]:
     """Make the host's parked deliveries due again; return their activity ids to wake."""
-    result = await executor.execute(
+    return await executor.run_sync(_unpark_host, host, now)
+
+
+def _unpark_host(executor: SyncExecutor, host: str, now: datetime) -> list[int]:
+    result = executor.execute(
         update(_DELIVERIES)
         .where(_DELIVERIES.c.host == host, _DELIVERIES.c.state == "parked")
         .values(state="pending", next_attempt_at=now)
