@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.audience import delivery_inboxes, inbox_host
@@ -36,12 +36,16 @@ def new_activity_uri(urls: InstanceUrls) -> str:
 
 
 async def follower_inboxes(session: AsyncSession, account_id: int) -> list[str]:
+    # Collapsed to one inbox per server in SQL: a server with 100 followers costs the
+    # database a little more, not 100 rows shipped to Python.
+    target = func.coalesce(func.nullif(Follower.shared_inbox, ""), Follower.inbox)
     rows = await session.execute(
-        select(Follower.inbox, Follower.shared_inbox)
+        select(target)
         .where(Follower.account_id == account_id, Follower.state == "accepted")
-        .order_by(Follower.id)
+        .group_by(target)
+        .order_by(func.min(Follower.id))
     )
-    return delivery_inboxes((inbox, shared) for inbox, shared in rows)
+    return delivery_inboxes((inbox, None) for (inbox,) in rows)
 
 
 async def publish_activity(

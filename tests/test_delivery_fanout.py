@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bench.fleet import Fleet
 from federation.urls import InstanceUrls
 from service.db.engine import Database
-from service.db.models import Delivery, DeliveryAttempt
+from service.db.models import Delivery, DeliveryAttempt, Follower
+from service.publishing import follower_inboxes
 from service.settings import Settings
 from tests.delivery_scenarios import (
     connect_queue,
@@ -113,3 +114,37 @@ async def test_a_slow_server_does_not_delay_the_others(
         assert len(others) == 9
         assert max(a.arrived_at for a in others) - started < 3.0
     await queue.close()
+
+
+async def test_followers_without_a_shared_inbox_are_reached_at_their_own_inbox_in_follow_order(
+    database: Database, settings: Settings
+) -> None:
+    account = await create_account(database)
+    rows = [
+        ("https://b.example/users/1", "https://b.example/users/1/inbox", ""),
+        ("https://a.example/users/1", "https://a.example/users/1/inbox", "https://a.example/inbox"),
+        ("https://a.example/users/2", "https://a.example/users/2/inbox", "https://a.example/inbox"),
+        ("https://c.example/users/1", "https://c.example/users/1/inbox", None),
+    ]
+    async with database.transaction() as session:
+        await session.execute(
+            insert(Follower),
+            [
+                {
+                    "account_id": account.id,
+                    "actor_uri": actor,
+                    "host": actor.split("/")[2],
+                    "inbox": inbox,
+                    "shared_inbox": shared,
+                    "state": "accepted",
+                }
+                for actor, inbox, shared in rows
+            ],
+        )
+    async with database.session() as session:
+        inboxes = await follower_inboxes(session, account.id)
+    assert inboxes == [
+        "https://b.example/users/1/inbox",
+        "https://a.example/inbox",
+        "https://c.example/users/1/inbox",
+    ]
