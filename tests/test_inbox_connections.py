@@ -88,6 +88,21 @@ class RawServer:
         finally:
             writer.close()
 
+    @classmethod
+    def trickling(cls, status_line: bytes) -> RawServer:
+        """Answers every request with `status_line` and a 100-byte body, a byte per 0.1 s."""
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            writer.write(status_line + b"\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                writer.write(b".")
+                await writer.drain()
+
+        server = cls(handler)
+        return server
+
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
@@ -267,16 +282,10 @@ async def test_a_slow_body_is_cut_at_the_total_timeout(
 ) -> None:
     monkeypatch.setattr(delivery_transport, "TOTAL_TIMEOUT", 0.6)
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
-            # Each byte well within the read timeout (10 s): only the total limit can end it.
-            await asyncio.sleep(0.1)
-            writer.write(b".")
-            await writer.drain()
-
-    async with RawServer(handler) as server, poster_for() as poster:
+    async with (
+        RawServer.trickling(b"HTTP/1.1 500 Internal Server Error") as server,
+        poster_for() as poster,
+    ):
         result = await poster.post(f"http://127.0.0.1:{server.port}/inbox", activity)
 
     assert (result.status, result.error) == (None, "timeout")
@@ -305,15 +314,7 @@ async def test_a_2xx_answer_does_not_wait_for_its_body(
 ) -> None:
     monkeypatch.setattr(delivery_transport, "TOTAL_TIMEOUT", 0.5)
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            writer.write(b".")
-            await writer.drain()
-
-    async with RawServer(handler) as server, poster_for() as poster:
+    async with RawServer.trickling(b"HTTP/1.1 202 Accepted") as server, poster_for() as poster:
         inbox = f"http://127.0.0.1:{server.port}/inbox"
         first = await poster.post(inbox, activity)
         # The unfinished body holds the first connection, so this one needs another.
@@ -329,15 +330,10 @@ async def test_a_trickling_body_after_the_answer_frees_its_host_slot_soon(
 ) -> None:
     monkeypatch.setattr(connection_pool, "DRAIN_GRACE", 0.2)
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.read_request(reader)
-        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            writer.write(b".")
-            await writer.drain()
-
-    async with RawServer(handler) as server, poster_for(per_host=1) as poster:
+    async with (
+        RawServer.trickling(b"HTTP/1.1 202 Accepted") as server,
+        poster_for(per_host=1) as poster,
+    ):
         inbox = f"http://127.0.0.1:{server.port}/inbox"
         first = await poster.post(inbox, activity)
         # One connection per host: the second request gets it only once the first
