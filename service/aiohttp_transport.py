@@ -105,7 +105,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except ForbiddenAddressError:
             raise
         except TimeoutError as error:
-            raise httpx.ConnectTimeout("connecting timed out") from error
+            if isinstance(error, aiohttp.ConnectionTimeoutError):
+                raise httpx.ConnectTimeout("connecting timed out") from error
+            raise httpx.ReadTimeout("no answer in time") from error
         except aiohttp.ClientError as error:
             raise httpx.ConnectError(str(error) or type(error).__name__) from error
         return httpx.Response(

@@ -324,7 +324,11 @@ class DeliveryEngine:
         to_sign = [
             (index, delivery.inbox, prepared)
             for index, (delivery, activity) in enumerate(zip(claimed, activities, strict=True))
-            if delivery.mastodon_target_id is None and (prepared := activity.prepared) is not None
+            if delivery.mastodon_target_id is None
+            and (prepared := activity.prepared) is not None
+            # A refused inbox is never posted to, and one unusable URL must not fail the
+            # whole claim's signing.
+            and self.poster.refusal(delivery.inbox) is None
         ]
         if to_sign and self.signer is not None:
             try:

@@ -185,8 +185,8 @@ async def park_for_unavailable_hosts(executor: Executor, activity_ids: Sequence[
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def claim_due(
-    executor: Executor,
+def claim_due_sync(
+    executor: SyncExecutor,
     activity_ids: Sequence[int],
     *,
     limit: int,
@@ -198,27 +198,6 @@ async def claim_due(
     """Mark up to `limit` claimable deliveries of the activities with an id above `after_id`
     in flight, in one statement, lowest ids first. Deliveries to `skip_hosts` are left alone
     (their hosts already have enough work in this process)."""
-    return await executor.run_sync(
-        claim_due_sync,
-        activity_ids,
-        limit=limit,
-        lease_seconds=lease_seconds,
-        now=now,
-        after_id=after_id,
-        skip_hosts=skip_hosts,
-    )
-
-
-def claim_due_sync(
-    executor: SyncExecutor,
-    activity_ids: Sequence[int],
-    *,
-    limit: int,
-    lease_seconds: float,
-    now: datetime,
-    after_id: int = 0,
-    skip_hosts: Sequence[str] = (),
-) -> list[ClaimedDelivery]:
     lease_until = now + timedelta(seconds=lease_seconds)
     dialect = _dialect(executor)
     if dialect == "sqlite" and len(activity_ids) > 1:
@@ -276,12 +255,8 @@ def _walk_by_id(activity_ids: Sequence[int], now: datetime) -> list[ColumnElemen
     ]
 
 
-async def load_host_health(executor: Executor, hosts: Iterable[str]) -> dict[str, HostHealth]:
-    """Stored health of these hosts; only hosts with a row (ever failed, or paused) appear."""
-    return await executor.run_sync(load_host_health_sync, hosts)
-
-
 def load_host_health_sync(executor: SyncExecutor, hosts: Iterable[str]) -> dict[str, HostHealth]:
+    """Stored health of these hosts; only hosts with a row (ever failed, or paused) appear."""
     names = sorted(set(hosts))
     found: dict[str, HostHealth] = {}
     for start in range(0, len(names), 500):
@@ -332,20 +307,12 @@ _MARK_OTHER = (
 _RECORD_ATTEMPT = insert(_ATTEMPTS)
 
 
-async def write_outcomes(
-    executor: Executor,
-    outcomes: Sequence[Outcome],
-    host_changes: dict[str, tuple[HostHealth, str | None, datetime]],
-) -> None:
-    """Store outcomes, attempt history and changed host health in a few bulk statements."""
-    await executor.run_sync(write_outcomes_sync, outcomes, host_changes)
-
-
 def write_outcomes_sync(
     executor: SyncExecutor,
     outcomes: Sequence[Outcome],
     host_changes: dict[str, tuple[HostHealth, str | None, datetime]],
 ) -> None:
+    """Store outcomes, attempt history and changed host health in a few bulk statements."""
     delivered = [
         {
             "b_id": o.delivery_id,
@@ -398,10 +365,6 @@ def write_outcomes_sync(
                 _unpark_host(executor, host, now)
 
 
-async def remove_followers_using(executor: Executor, inboxes: Sequence[str]) -> int:
-    return await executor.run_sync(_remove_followers_using, inboxes)
-
-
 def _remove_followers_using(executor: SyncExecutor, inboxes: Sequence[str]) -> int:
     result = executor.execute(
         delete(Follower).where(or_(Follower.inbox.in_(inboxes), Follower.shared_inbox.in_(inboxes)))
@@ -452,10 +415,6 @@ def _save_host_health(
         if row["last_success_at"] is not None:
             values["last_success_at"] = excluded.last_success_at
         executor.execute(statement.on_conflict_do_update(index_elements=["host"], set_=values))
-
-
-async def park_host(executor: Executor, host: str) -> None:
-    await executor.run_sync(_park_host, host)
 
 
 def _park_host(executor: SyncExecutor, host: str) -> None:

@@ -119,31 +119,12 @@ def inbox_connections(
 
 
 class InboxPoster:
-    """Signs and posts deliveries.
+    """Signs and posts deliveries through `connections` (which its owner closes)."""
 
-    `connections` is the pool to post through. Given an aiohttp session instead (as older
-    callers do), the poster makes a pool of its own with the session's limits and closes
-    it in `close()`.
-    """
-
-    def __init__(
-        self, connections: InboxConnections | aiohttp.ClientSession, *, test_mode: bool
-    ) -> None:
+    def __init__(self, connections: InboxConnections, *, test_mode: bool) -> None:
         self.test_mode = test_mode
-        self._owns_connections = not isinstance(connections, InboxConnections)
-        if isinstance(connections, aiohttp.ClientSession):
-            connector = connections.connector
-            connections = inbox_connections(
-                test_mode=test_mode,
-                concurrency=connector.limit if connector is not None else 100,
-                per_host=connector.limit_per_host if connector is not None else 8,
-            )
         self.connections = connections
         self._dates = _DateCache()
-
-    async def close(self) -> None:
-        if self._owns_connections:
-            await self.connections.close()
 
     def refusal(self, inbox: str) -> str | None:
         """Why this inbox may never be posted to, or None."""
@@ -205,8 +186,11 @@ def _refusal(inbox: str, test_mode: bool) -> str | None:
     # (the address the name resolves to is checked again at connect time).
     try:
         check_url(inbox, allow_private=test_mode, allow_http=test_mode)
+        target_of(inbox)  # its host must have an ASCII form for the Host field
     except ForbiddenUrl as error:
         return f"refused: {error.detail}"
+    except ValueError as error:  # a host name IDNA cannot encode: never deliverable
+        return f"refused: unusable inbox URL ({error})"
     return None
 
 

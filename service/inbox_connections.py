@@ -21,7 +21,7 @@ import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Final, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -42,6 +42,7 @@ DRAIN_LIMIT: Final = 64 * 1024
 # whole total timeout, and with it the next deliveries to that host.
 DRAIN_GRACE: Final = 1.0
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_PATH_SAFE: Final = "/%:@!$&'()*+,;=?~"
 
 Origin = tuple[str, str, int]
 
@@ -76,13 +77,17 @@ def target_of(url: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")  # raises UnicodeError if it cannot be
     port = parts.port or _DEFAULT_PORTS[scheme]
     shown = f"[{host}]" if ":" in host else host
     host_field = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return Target((scheme, host, port), host_field, path)
+    # The request line is ASCII: characters outside it are sent percent-encoded (existing
+    # escapes and reserved characters stay as they are), as browsers and aiohttp send them.
+    return Target((scheme, host, port), host_field, quote(path, safe=_PATH_SAFE))
 
 
 def encode_post(target: Target, fields: dict[str, str], body: bytes, user_agent: str) -> bytes:

@@ -18,7 +18,7 @@ from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Delivery
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
 from tests.delivery_scenarios import (
     create_account,
@@ -39,7 +39,7 @@ class DeadLetters:
         self.settings = fast_settings(settings)
         self.fleet = fleet
         self.urls = InstanceUrls(settings.base_url)
-        self.http = delivery_session(test_mode=True, concurrency=16, per_host=4)
+        self.http = inbox_connections(test_mode=True, concurrency=16, per_host=4)
         self.engine = DeliveryEngine(
             self.settings, database, None, InboxPoster(self.http, test_mode=True)
         )

@@ -14,7 +14,7 @@ from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Account
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, inbox_connections
 from service.publishing import FANOUT_BATCH, enqueue_fanout, fanout_job_id
 from service.settings import Settings
 from tests.delivery_scenarios import (
@@ -38,7 +38,7 @@ async def fleet() -> AsyncIterator[Fleet]:
 async def engine(settings: Settings, database: Database) -> AsyncIterator[DeliveryEngine]:
     # Retries far in the future: a failed delivery stays put until the test looks at it.
     slow_retries = fast_settings(settings, delivery_retry_time_scale=10.0)
-    http = delivery_session(test_mode=True, concurrency=16, per_host=4)
+    http = inbox_connections(test_mode=True, concurrency=16, per_host=4)
     queue = await connect_queue(settings)
     engine = DeliveryEngine(slow_retries, database, queue, InboxPoster(http, test_mode=True))
     yield engine

@@ -13,7 +13,7 @@ from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Delivery, DeliveryAttempt, Follower
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
 from tests.delivery_scenarios import (
     connect_queue,
@@ -165,7 +165,7 @@ async def test_a_private_address_inbox_is_refused_outside_test_mode(
         published = await publish(
             database, account, note_activity(urls, account), audience=[target]
         )
-        session = delivery_session(test_mode=False, concurrency=4, per_host=2)
+        session = inbox_connections(test_mode=False, concurrency=4, per_host=2)
         engine = DeliveryEngine(production, database, None, InboxPoster(session, test_mode=False))
         try:
             await engine.deliver_activity(published.activity_row_id)

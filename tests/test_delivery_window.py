@@ -14,7 +14,7 @@ from service.db.engine import Database
 from service.db.models import Delivery
 from service.delivery_engine import DeliveryEngine
 from service.delivery_tracking import ClaimWindow, HostSlots
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
 from tests.delivery_scenarios import (
     create_account,
@@ -96,7 +96,7 @@ async def test_rows_in_flight_never_exceed_the_window_across_concurrent_activiti
     settings = fast_settings(settings, delivery_concurrency=WINDOW, delivery_batch_size=WINDOW)
     urls = InstanceUrls(settings.base_url)
     account = await create_account(database)
-    http = delivery_session(test_mode=True, concurrency=WINDOW, per_host=2)
+    http = inbox_connections(test_mode=True, concurrency=WINDOW, per_host=2)
     engine = DeliveryEngine(settings, database, None, InboxPoster(http, test_mode=True))
     peak = 0
     async with Fleet(hosts=30, followers=1) as fleet:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from service.account_store import AccountStore
 from service.db.models import DestinationHost
-from service.delivery_store import claim_due
+from service.delivery_store import claim_due_sync
 from service.publishing import publish_activity
 
 INBOX = "https://paused.example/inbox"
@@ -28,8 +28,10 @@ async def publish_one(database) -> int:
 
 async def claimable(database, activity_id: int) -> int:
     async with database.transaction() as session:
-        claimed = await claim_due(
-            session, [activity_id], limit=10, lease_seconds=60, now=datetime.now(UTC)
+        claimed = await session.run_sync(
+            lambda sync: claim_due_sync(
+                sync, [activity_id], limit=10, lease_seconds=60, now=datetime.now(UTC)
+            )
         )
         await session.rollback()
     return len(claimed)

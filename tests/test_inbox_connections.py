@@ -540,19 +540,6 @@ async def test_close_ends_idle_connections(activity: PreparedActivity) -> None:
         await asyncio.wait_for(closed.wait(), 2)
 
 
-async def test_an_aiohttp_session_still_makes_a_poster(activity: PreparedActivity) -> None:
-    async def inbox(request: web.Request) -> web.Response:
-        return web.Response(status=202)
-
-    session = delivery_transport.delivery_session(test_mode=True, concurrency=4, per_host=2)
-    poster = InboxPoster(session, test_mode=True)
-    async with aiohttp_server(inbox) as address:
-        assert (await poster.post(f"http://{address}/inbox", activity)).status == 202
-    assert (poster.connections.limit, poster.connections.per_host) == (4, 2)
-    await poster.close()
-    await session.close()
-
-
 def test_the_same_on_uvloop(activity: PreparedActivity, tmp_path: Path) -> None:
     """The worker runs on uvloop, whose transports differ from asyncio's in small ways."""
     scenarios: list[Callable[[pytest.MonkeyPatch], Coroutine[Any, Any, None]]] = [
@@ -571,3 +558,28 @@ def test_the_same_on_uvloop(activity: PreparedActivity, tmp_path: Path) -> None:
             # Each scenario's patches (a shortened timeout) end with it.
             with pytest.MonkeyPatch.context() as patch:
                 runner.run(scenario(patch))
+
+
+async def test_an_inbox_path_outside_ascii_is_sent_percent_encoded(
+    activity: PreparedActivity,
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with RawServer(handler) as server, poster_for() as poster:
+        result = await poster.post(f"http://127.0.0.1:{server.port}/users/日本/inbox", activity)
+
+    assert result.status == 202
+    assert server.requests[0].startswith(b"POST /users/%E6%97%A5%E6%9C%AC/inbox HTTP/1.1\r\n")
+
+
+async def test_an_inbox_host_that_cannot_be_encoded_is_refused_for_good(
+    activity: PreparedActivity,
+) -> None:
+    async with poster_for() as poster:
+        result = await poster.post(f"http://{'x' * 64}é.example/inbox", activity)
+
+    assert result.forbidden and result.status is None
+    assert result.error is not None and result.error.startswith("refused: unusable inbox URL")

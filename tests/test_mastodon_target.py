@@ -26,7 +26,7 @@ from service.db.models import (
     Post,
 )
 from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session
+from service.delivery_transport import InboxPoster, delivery_session, inbox_connections
 from service.mastodon_delivery import MastodonDelivery, idempotency_key
 from service.secret_box import decrypt_secret, encrypt_secret
 from service.settings import Settings
@@ -64,6 +64,7 @@ class Relay:
         self.settings = settings.model_copy(update={"delivery_retry_time_scale": 0.001})
         self.urls = InstanceUrls(settings.base_url)
         self.session = delivery_session(test_mode=True, concurrency=8, per_host=4)
+        self.connections = inbox_connections(test_mode=True, concurrency=8, per_host=4)
         self.mastodon = MastodonDelivery(
             self.settings, database, media_session=self.session, media_poll_interval=0.01
         )
@@ -71,7 +72,7 @@ class Relay:
             self.settings,
             database,
             None,
-            InboxPoster(self.session, test_mode=True),
+            InboxPoster(self.connections, test_mode=True),
             mastodon=self.mastodon,
         )
         self.account: Account
@@ -158,6 +159,7 @@ class Relay:
         await self.engine.close()
         await self.mastodon.close()
         await self.session.close()
+        await self.connections.close()
 
 
 @pytest.fixture
