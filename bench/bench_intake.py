@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -125,10 +126,14 @@ async def follows(
     database: str = "sqlite",
     target_seconds: float = 30.0,
     wait_seconds: float = 60.0,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Every fleet actor follows the relay once (pre-signed, 64 at a time); how many Accepts
     arrived at the fleet, verified, within ``target_seconds``, and when the last one did
-    (waiting at most ``wait_seconds`` from the first Follow)."""
+    (waiting at most ``wait_seconds`` from the first Follow).
+
+    With ``profile``, the API and the first worker are sampled by py-spy for the whole
+    window (``<profile>.api`` and ``<profile>.worker``)."""
     expected = hosts * followers
     async with (
         fleet_process(hosts, followers) as fleet,
@@ -136,19 +141,23 @@ async def follows(
     ):
         before = int((await fleet.remote.state())["arrivals"])
         cpu_before = _cpu_by_process(relay, fleet)
-        burst = await fleet.remote.burst(
-            relay.actor_url,
-            expected,
-            kinds=["Follow"],
-            concurrency=64,
-            max_seconds=wait_seconds,
-        )
-        started = float(burst["started_at"])
-        clock = AcceptClock(fleet, before)
-        accepts = await clock.update()
-        while len(accepts) < expected and time.monotonic() < started + wait_seconds:
-            await asyncio.sleep(1.0)
+        profiles = _follow_profiles(relay, profile)
+        with contextlib.ExitStack() as sampling:
+            for pid, output in profiles.items():
+                sampling.enter_context(sampled(pid, output))
+            burst = await fleet.remote.burst(
+                relay.actor_url,
+                expected,
+                kinds=["Follow"],
+                concurrency=64,
+                max_seconds=wait_seconds,
+            )
+            started = float(burst["started_at"])
+            clock = AcceptClock(fleet, before)
             accepts = await clock.update()
+            while len(accepts) < expected and time.monotonic() < started + wait_seconds:
+                await asyncio.sleep(1.0)
+                accepts = await clock.update()
         cpu_after = _cpu_by_process(relay, fleet)
         async with relay.database.session() as session:
             follower_rows = int(
@@ -161,7 +170,12 @@ async def follows(
                 await session.scalar(select(func.count()).select_from(InboxActivity)) or 0
             )
     within = sum(1 for at in accepts if at - started <= target_seconds)
+    hot = {
+        f"{output.suffix[1:]}_hot_spots": hot_spots(output, 25).as_dict()
+        for output in profiles.values()
+    }
     return {
+        **hot,
         "hosts": hosts,
         "followers_per_host": followers,
         "expected": expected,
@@ -187,6 +201,17 @@ async def follows(
     }
 
 
+def _follow_profiles(relay: RelayProcesses, profile: Path | None) -> dict[int, Path]:
+    if profile is None:
+        return {}
+    workers = relay.live_workers()
+    assert relay.api is not None
+    targets = {relay.api.pid: profile.with_suffix(".api")}
+    if workers:
+        targets[workers[0].pid] = profile.with_suffix(".worker")
+    return targets
+
+
 def _cpu_by_process(relay: RelayProcesses, fleet: FleetHandle) -> dict[str, float]:
     seconds = other_cpu(relay, fleet)
     for worker in relay.live_workers():
@@ -203,7 +228,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--database", choices=["sqlite", "postgres"])
-    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the API (rate)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy raw profiles: the API (rate); the API and a worker (follows)",
+    )
     args = parser.parse_args()
     options = {k: v for k, v in vars(args).items() if k != "mode" and v is not None}
     runner = rate if args.mode == "rate" else follows

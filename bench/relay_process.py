@@ -140,7 +140,8 @@ class RelayProcesses:
         self.database_kind = database
         self.overrides = dict(settings or {})
         self.redis_appendonly = redis_appendonly
-        self.keep_directory = keep_directory
+        # BENCH_KEEP_DIRECTORY=1 keeps the logs and the database for a look afterwards.
+        self.keep_directory = keep_directory or os.environ.get("BENCH_KEEP_DIRECTORY") == "1"
         self.worker_overrides = worker_overrides
         self.directory = Path(tempfile.mkdtemp(prefix="fedirelay-bench-"))
         self.postgres: PrivatePostgres | None = None

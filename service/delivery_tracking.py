@@ -170,7 +170,7 @@ class ClaimWindow:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())
-            else:
+            elif entry in self._waiters:  # a release may have passed over it already
                 self._waiters.remove(entry)
             raise
 

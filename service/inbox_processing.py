@@ -155,7 +155,13 @@ class InboxProcessor:
     ) -> list[tuple[str | None, list[PublishedActivity]]] | None:
         try:
             async with self._database.transaction() as session:
-                return [await self._apply_one(session, item, ready) for item, ready in group]
+                claimed = await _claim(session, [item.row_id for item, _ in group])
+                return [
+                    await self._apply_one(session, item, ready)
+                    if item.row_id in claimed
+                    else (None, [])
+                    for item, ready in group
+                ]
         except Exception:  # applied again one by one, where the failure is recorded
             log.warning("applying %d inbox activities together failed", len(group), exc_info=True)
             return None
@@ -165,6 +171,8 @@ class InboxProcessor:
     ) -> tuple[str | None, list[PublishedActivity]]:
         try:
             async with self._database.transaction() as session:
+                if not await _claim(session, [item.row_id]):
+                    return None, []
                 return await self._apply_one(session, item, ready)
         except Exception as error:  # recorded on the row; the worker must go on
             log.exception("processing inbox activity %s failed", item.row_id)
@@ -174,8 +182,7 @@ class InboxProcessor:
     async def _apply_one(
         self, session: AsyncSession, item: _Received, ready: Prepared
     ) -> tuple[str | None, list[PublishedActivity]]:
-        if not await _claim(session, item.row_id):
-            return None, []
+        """Apply an activity its caller has claimed, in the caller's transaction."""
         outcome = ready.failure or await self._apply(
             session, item.classified, ready, item.document, item.received_at, item.row_id
         )
@@ -287,14 +294,18 @@ class InboxProcessor:
         handle = local_handle(actor_url, self._urls.base_url)
         if handle is None:
             return None
-        # Applying an activity never signs anything: the keys stay unloaded.
-        return (
-            await session.execute(
-                select(Account)
-                .where(Account.handle == handle.lower())
-                .options(raiseload(Account.keys))
-            )
-        ).scalar_one_or_none()
+        # Activities applied together nearly always concern the same account (a burst of
+        # Follows): it is looked up once per transaction.
+        known: dict[str, Account | None] = session.info.setdefault("accounts_by_handle", {})
+        handle = handle.lower()
+        if handle not in known:
+            # Applying an activity never signs anything: the keys stay unloaded.
+            known[handle] = (
+                await session.execute(
+                    select(Account).where(Account.handle == handle).options(raiseload(Account.keys))
+                )
+            ).scalar_one_or_none()
+        return known[handle]
 
     async def _follow(
         self,
@@ -534,14 +545,16 @@ class InboxProcessor:
         return Outcome(PROCESSED) if changed else _ignored("answer to a follow we did not send")
 
 
-async def _claim(session: AsyncSession, row_id: int) -> bool:
-    claimed = await _rowcount(
-        session,
+async def _claim(session: AsyncSession, row_ids: list[int]) -> set[int]:
+    """Mark the rows processed (an outcome other than that is written over it); return the
+    ids that were still waiting, which are this transaction's to apply."""
+    claimed = await session.execute(
         update(InboxActivity)
-        .where(InboxActivity.id == row_id, InboxActivity.state == "received")
-        .values(state=PROCESSED, processed_at=datetime.now(UTC)),
+        .where(InboxActivity.id.in_(row_ids), InboxActivity.state == "received")
+        .values(state=PROCESSED, processed_at=datetime.now(UTC))
+        .returning(InboxActivity.id)
     )
-    return claimed == 1
+    return set(claimed.scalars())
 
 
 async def _rowcount(session: AsyncSession, statement: Any) -> int:

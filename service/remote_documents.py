@@ -4,7 +4,7 @@ Every fetch is bounded (connect 5 s, read 10 s, 30 s in all, 1 MB streamed, 3 re
 goes only to addresses the guard allows (each redirect is checked again), accepts only
 ActivityPub content types, parses plain JSON (a remote `@context` is never fetched), and
 only believes a document that lives where it says it does. GETs are signed so servers
-requiring authorized fetch answer.
+requiring authorized fetch answer; key documents are first asked for unsigned (below).
 
 `PublicKeyResolver` turns a keyId into the owning actor and the key's PEM, with a small
 cache. Persisting keys is up to the caller; the resolver is the network side of it.
@@ -35,6 +35,9 @@ from service.host_rate_limit import HostRateLimiter
 from service.safe_resolver import AddressPolicy, ForbiddenAddressError, guarded_httpx_client
 from service.settings import Settings
 
+# Hosts remembered as refusing unsigned key fetches; an evicted one costs one extra request.
+SIGNED_FETCH_HOSTS_REMEMBERED: Final = 10_000
+_SIGNATURE_DEMANDED: Final = frozenset({401, 403})
 ACCEPT: Final = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 
@@ -125,6 +128,7 @@ class RemoteDocumentFetcher:
             headers={"User-Agent": user_agent},
             transport=AiohttpTransport(policy),
         )
+        self._hosts_demanding_signatures: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(
@@ -141,28 +145,50 @@ class RemoteDocumentFetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str, *, id_check: IdCheck = "exact") -> RemoteDocument:
+    async def fetch(
+        self, url: str, *, id_check: IdCheck = "exact", unsigned_first: bool = False
+    ) -> RemoteDocument:
         """Fetch and parse a document.
 
         With `id_check="exact"` the document's `id` must be the URL it was finally served
         from, or the requested URL when every redirect stayed on that origin. With
         `"same_origin"` (key fetches, where a key URL may serve its actor) the `id` need
         only share the origin of both.
+
+        With `unsigned_first`, the GET goes out unsigned unless the host is known to refuse
+        that; a 401 or 403 is answered by asking again, signed, and remembering the host.
+        Servers in authorized-fetch mode still serve actors and keys unsigned (a verifier
+        needs the key before it can check anything), so for key fetches this saves an RSA
+        signature per first contact: most of what a first contact costs the API.
         """
         requested = urldefrag(url).url
         try:
             async with asyncio.timeout(self._limits.total_timeout):
-                final_url, document = await self._fetch_following_redirects(requested)
+                final_url, document = await self._fetch_following_redirects(
+                    requested, unsigned_first
+                )
         except TimeoutError as error:
             raise RemoteFetchError("timeout", requested, "fetch took too long") from error
         _check_document_id(document, requested, final_url, id_check)
         return RemoteDocument(requested_url=requested, final_url=final_url, document=document)
 
-    async def _fetch_following_redirects(self, requested: str) -> tuple[str, dict[str, Any]]:
+    async def _fetch_following_redirects(
+        self, requested: str, unsigned_first: bool
+    ) -> tuple[str, dict[str, Any]]:
         current = requested
         for _ in range(self._limits.max_redirects + 1):
             self._check_url(current)
-            response = await self._send(current)
+            host = urlsplit(current).hostname or ""
+            signed = not unsigned_first or host in self._hosts_demanding_signatures
+            response = await self._send(current, signed=signed)
+            if (
+                not signed
+                and self._signer is not None
+                and response.status_code in _SIGNATURE_DEMANDED
+            ):
+                await response.aclose()
+                self._remember_signature_demand(host)
+                response = await self._send(current, signed=True)
             try:
                 if response.status_code in _REDIRECT_STATUSES:
                     current = _redirect_target(current, response)
@@ -198,9 +224,15 @@ class RemoteDocumentFetcher:
         if literal is None and is_local_name(checked.host):
             raise RemoteFetchError("forbidden_address", url, f"{checked.host} is a local name")
 
-    async def _send(self, url: str) -> httpx.Response:
+    def _remember_signature_demand(self, host: str) -> None:
+        self._hosts_demanding_signatures[host] = None
+        self._hosts_demanding_signatures.move_to_end(host)
+        while len(self._hosts_demanding_signatures) > SIGNED_FETCH_HOSTS_REMEMBERED:
+            self._hosts_demanding_signatures.popitem(last=False)
+
+    async def _send(self, url: str, *, signed: bool = True) -> httpx.Response:
         headers = {"Accept": ACCEPT}
-        if self._signer is not None:
+        if signed and self._signer is not None:
             headers.update(
                 sign_request(
                     "GET", url, {}, None, self._signer.key_id, self._signer.private_key_pem
@@ -352,7 +384,7 @@ class PublicKeyResolver:
         host = urlsplit(key_id).hostname or ""
         if not self._rate_limiter.try_acquire(host):
             raise RemoteFetchError("rate_limited", key_id, f"too many key fetches from {host}")
-        fetched = await self._fetcher.fetch(key_id, id_check="same_origin")
+        fetched = await self._fetcher.fetch(key_id, id_check="same_origin", unsigned_first=True)
         if not same_origin(fetched.final_url, key_id):
             raise RemoteFetchError("key_not_found", key_id, "key was served from another origin")
         try:
@@ -361,7 +393,7 @@ class PublicKeyResolver:
             raise RemoteFetchError("key_not_found", key_id, str(error)) from error
         owner_document = fetched.document
         if found.source == "key":
-            owner = await self._fetcher.fetch(found.owner)
+            owner = await self._fetcher.fetch(found.owner, unsigned_first=True)
             if not lists_key(owner.document, key_id):
                 raise RemoteFetchError("key_not_found", key_id, "owner does not list the key")
             owner_document = owner.document

@@ -67,6 +67,21 @@ async def test_a_cancelled_reservation_gives_its_room_back() -> None:
     assert window.waiting == 0
 
 
+async def test_a_reservation_cancelled_as_room_comes_back_ends_cancelled() -> None:
+    window = ClaimWindow(4)
+    await window.reserve(4, 4)
+    waiting = asyncio.create_task(window.reserve(4, 2))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    # The release passes over the cancelled waiter before its task has run again.
+    window.release(4)
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert window.free == 4
+    assert window.waiting == 0
+
+
 async def test_a_host_with_all_slots_taken_and_a_backlog_is_saturated() -> None:
     slots = HostSlots(per_host=1)
     await slots.acquire("busy.example")

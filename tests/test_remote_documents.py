@@ -84,6 +84,8 @@ async def remote() -> AsyncIterator[Remote]:
     @web.middleware
     async def count(request: web.Request, handler):  # type: ignore[no-untyped-def]
         hits[request.path] += 1
+        if "Signature" in request.headers:
+            hits[f"signed {request.path}"] += 1
         return await handler(request)
 
     async def users(request: web.Request) -> web.Response:
@@ -172,7 +174,23 @@ async def remote() -> AsyncIterator[Remote]:
             return web.Response(status=401, text=error.reason)
         return _json({"id": f"{state['base']}{request.path_qs}", "seenKeyId": verified.key_id})
 
+    async def strict_users(request: web.Request) -> web.Response:
+        # A server that serves even actors only to signed GETs (as some do).
+        if "Signature" not in request.headers:
+            return web.Response(status=401, text="signature required")
+        name = request.match_info["name"]
+        actor = _actor(state["base"], name)
+        strict_id = f"{state['base']}/strict/{name}"
+        actor["id"] = strict_id
+        actor["publicKey"] = {
+            "id": f"{strict_id}#main-key",
+            "owner": strict_id,
+            "publicKeyPem": ALICE_KEYS.public_pem,
+        }
+        return _json(actor)
+
     app = web.Application(middlewares=[count])
+    app.router.add_get("/strict/{name}", strict_users)
     app.router.add_get("/users/{name}", users)
     app.router.add_get("/keys/{name}", key_document)
     app.router.add_get("/ld", ld_json)
@@ -468,6 +486,35 @@ async def test_key_in_actor_document_brings_the_owners_inboxes(
     key = await resolver.resolve(f"{remote.base}/users/alice#main-key")
     assert key.owner_endpoints is not None
     assert key.owner_endpoints.inbox == f"{remote.base}/users/alice/inbox"
+
+
+async def test_key_fetch_goes_out_unsigned(remote: Remote, resolver: PublicKeyResolver) -> None:
+    await resolver.resolve(f"{remote.base}/users/alice#main-key")
+    assert remote.hits["/users/alice"] == 1
+    assert remote.hits["signed /users/alice"] == 0
+
+
+async def test_key_fetch_refused_unsigned_is_asked_again_signed(
+    remote: Remote, resolver: PublicKeyResolver
+) -> None:
+    key = await resolver.resolve(f"{remote.base}/strict/carol#main-key")
+    assert key.owner == f"{remote.base}/strict/carol"
+    assert (remote.hits["/strict/carol"], remote.hits["signed /strict/carol"]) == (2, 1)
+
+
+async def test_host_refusing_unsigned_key_fetches_gets_signed_ones_from_then_on(
+    remote: Remote, resolver: PublicKeyResolver
+) -> None:
+    await resolver.resolve(f"{remote.base}/strict/carol#main-key")
+    await resolver.resolve(f"{remote.base}/strict/dave#main-key")
+    assert (remote.hits["/strict/dave"], remote.hits["signed /strict/dave"]) == (1, 1)
+
+
+async def test_documents_other_than_keys_are_fetched_signed(
+    remote: Remote, fetcher: RemoteDocumentFetcher
+) -> None:
+    await fetcher.fetch(f"{remote.base}/users/alice")
+    assert remote.hits["signed /users/alice"] == 1
 
 
 async def test_resolved_key_is_served_from_cache(
