@@ -180,6 +180,7 @@ async def follows(
         "followers_per_host": followers,
         "expected": expected,
         "follow_statuses": burst["statuses"],
+        "follows_resent_after_closed_connection": burst.get("resent_after_closed_connection", 0),
         "seconds_to_send": burst["seconds"],
         "follows_per_second_taken": burst["per_second"],
         "follow_p50_ms": burst["p50_ms"],

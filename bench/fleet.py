@@ -164,6 +164,8 @@ class BurstReport:
     started_at: float  # time.monotonic() when the first request went out
     seconds: float
     latencies: list[float]  # seconds, sorted
+    # Requests sent again because a pooled keep-alive connection turned out closed.
+    resent: int = 0
 
     def percentile_ms(self, share: float) -> float | None:
         if not self.latencies:
@@ -182,6 +184,7 @@ class BurstReport:
             "per_second": round(accepted / self.seconds, 1) if self.seconds > 0 else None,
             "p50_ms": self.percentile_ms(0.5),
             "p99_ms": self.percentile_ms(0.99),
+            "resent_after_closed_connection": self.resent,
         }
 
 
@@ -245,6 +248,7 @@ class Fleet:
         self._by_address: dict[str, FakeHost] = {}
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._resent = 0
         self._follows: dict[str, FollowState] = {}
         self._unsettled_follows: set[str] = set()
         self._peers: dict[str, RelayPeer] = {}
@@ -810,16 +814,10 @@ class Fleet:
                     statuses["not sent (time limit)"] += 1
                     continue
                 sent_at = time.monotonic()
-                try:
-                    async with self._client().post(
-                        target_url, data=body, headers=headers
-                    ) as response:
-                        await response.read()
-                        statuses[str(response.status)] += 1
-                except (aiohttp.ClientError, TimeoutError) as error:
-                    statuses[type(error).__name__] += 1
+                statuses[await self._post_once_more_if_dropped(target_url, body, headers)] += 1
                 latencies.append(time.monotonic() - sent_at)
 
+        resent_before = self._resent
         await asyncio.gather(*(sender() for _ in range(max(1, concurrency))))
         return BurstReport(
             sent=len(prepared),
@@ -827,7 +825,28 @@ class Fleet:
             started_at=started,
             seconds=time.monotonic() - started,
             latencies=sorted(latencies),
+            resent=self._resent - resent_before,
         )
+
+    async def _post_once_more_if_dropped(
+        self, url: URL, body: bytes, headers: dict[str, str]
+    ) -> str:
+        """POST and return the status (or the error's name). A keep-alive connection the
+        relay closed while it sat in the pool (signing a burst takes longer than the
+        server's idle timeout) fails at once; like a real server's delivery queue, the
+        fleet sends that request again, once, on a fresh connection."""
+        for attempt in range(2):
+            try:
+                async with self._client().post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    return str(response.status)
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as error:
+                if attempt == 1:
+                    return type(error).__name__
+                self._resent += 1
+            except (aiohttp.ClientError, TimeoutError) as error:
+                return type(error).__name__
+        raise AssertionError("unreachable")
 
     @property
     def follows_accepted(self) -> int:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.follow_answers import FollowAnswer, follow_answer
 from federation.urls import InstanceUrls
+from service.backfill import follow_ordering_key
 from service.db.models import Account, Follower
-from service.publishing import PublishedActivity, new_activity_uri, publish_activity
+from service.publishing import (
+    OutgoingActivity,
+    PublishedActivity,
+    new_activity_uri,
+    publish_activities,
+)
 
 
 async def answer_follow(
@@ -17,20 +25,32 @@ async def answer_follow(
     kind: FollowAnswer,
     urls: InstanceUrls,
 ) -> PublishedActivity:
-    """Store the answer and its one delivery, to the follower's own inbox (not the shared
-    one: an Accept concerns that actor only). It stays out of the public outbox."""
-    document = follow_answer(
-        kind,
-        new_activity_uri(urls),
-        followed=urls.account(account.handle).actor,
-        follower=follower.actor_uri,
-        follow_id=follower.follow_activity_id,
-    )
-    return await publish_activity(
-        session,
-        account,
-        document,
-        audience=[follower.inbox],
-        ordering_key=f"follow:{follower.actor_uri}",
-        in_outbox=False,
-    )
+    return (await answer_follows(session, account, [follower], kind, urls))[0]
+
+
+async def answer_follows(
+    session: AsyncSession,
+    account: Account,
+    followers: Sequence[Follower],
+    kind: FollowAnswer,
+    urls: InstanceUrls,
+) -> list[PublishedActivity]:
+    """Store the answers and their one delivery each, to the follower's own inbox (not the
+    shared one: an Accept concerns that actor only). They stay out of the public outbox."""
+    followed = urls.account(account.handle).actor
+    answers = [
+        OutgoingActivity(
+            follow_answer(
+                kind,
+                new_activity_uri(urls),
+                followed=followed,
+                follower=follower.actor_uri,
+                follow_id=follower.follow_activity_id,
+            ),
+            audience=[follower.inbox],
+            ordering_key=follow_ordering_key(follower.actor_uri),
+            in_outbox=False,
+        )
+        for follower in followers
+    ]
+    return await publish_activities(session, account, answers)

@@ -41,7 +41,7 @@ from service.db.models import (
     Post,
     RemoteActor,
 )
-from service.follow_answers import answer_follow
+from service.follow_answers import answer_follows
 from service.job_queue import JobQueue
 from service.publishing import PublishedActivity, enqueue_deliveries
 from service.remote_actors import (
@@ -156,12 +156,18 @@ class InboxProcessor:
         try:
             async with self._database.transaction() as session:
                 claimed = await _claim(session, [item.row_id for item, _ in group])
-                return [
-                    await self._apply_one(session, item, ready)
-                    if item.row_id in claimed
-                    else (None, [])
-                    for item, ready in group
-                ]
+                results: dict[int, tuple[str | None, list[PublishedActivity]]] = {}
+                for batch in _batches([pair for pair in group if pair[0].row_id in claimed]):
+                    if len(batch) == 1:
+                        item, ready = batch[0]
+                        results[item.row_id] = await self._apply_one(session, item, ready)
+                        continue
+                    outcomes = await self._follow_many(
+                        session, [(item.classified, ready) for item, ready in batch]
+                    )
+                    for (item, _), outcome in zip(batch, outcomes, strict=True):
+                        results[item.row_id] = await _record(session, item.row_id, outcome)
+                return [results.get(item.row_id, (None, [])) for item, _ in group]
         except Exception:  # applied again one by one, where the failure is recorded
             log.warning("applying %d inbox activities together failed", len(group), exc_info=True)
             return None
@@ -186,13 +192,7 @@ class InboxProcessor:
         outcome = ready.failure or await self._apply(
             session, item.classified, ready, item.document, item.received_at, item.row_id
         )
-        if outcome.state != PROCESSED:
-            await session.execute(
-                update(InboxActivity)
-                .where(InboxActivity.id == item.row_id)
-                .values(state=outcome.state, error=outcome.note)
-            )
-        return outcome.state, outcome.published
+        return await _record(session, item.row_id, outcome)
 
     async def _mark_failed(self, row_id: int, note: str) -> None:
         async with self._database.transaction() as session:
@@ -262,10 +262,7 @@ class InboxProcessor:
     ) -> Outcome:
         action = item.action
         if action is InboxAction.FOLLOW:
-            assert prepared.endpoints is not None  # noqa: S101 - _prepare guarantees it
-            return await self._follow(
-                session, item, prepared.endpoints, stored=prepared.endpoints_stored
-            )
+            return (await self._follow_many(session, [(item, prepared)]))[0]
         if action is InboxAction.UNDO_FOLLOW:
             return await self._undo_follow(session, item)
         if action in (InboxAction.LIKE, InboxAction.BOOST):
@@ -307,51 +304,57 @@ class InboxProcessor:
             ).scalar_one_or_none()
         return known[handle]
 
-    async def _follow(
-        self,
-        session: AsyncSession,
-        item: ClassifiedActivity,
-        endpoints: ActorEndpoints,
-        *,
-        stored: bool = False,
-    ) -> Outcome:
-        account = await self._local_account(session, item.object_id or "")
-        if account is None:
-            return _ignored("follow of an unknown account")
-        if not stored:
-            await remember_endpoints(session, endpoints)
-        state = "pending" if account.manually_approves_followers else "accepted"
-        statement = upsert_statement(session, Follower).values(
-            account_id=account.id,
-            actor_uri=item.actor,
-            host=actor_host(item.actor),
-            inbox=endpoints.inbox,
-            shared_inbox=endpoints.shared_inbox,
-            state=state,
-            follow_activity_id=item.activity_id,
-            created_at=datetime.now(UTC),
-        )
-        # A repeated Follow (the remote lost track of it) refreshes the row and is answered
-        # again; its state is kept, so a pending request stays pending.
-        statement = statement.on_conflict_do_update(
-            index_elements=[Follower.account_id, Follower.actor_uri],
-            set_={
-                "inbox": endpoints.inbox,
-                "shared_inbox": endpoints.shared_inbox,
-                "follow_activity_id": item.activity_id,
-            },
-        )
-        follower = (
-            await session.scalars(
-                statement.returning(Follower),
-                execution_options={"populate_existing": True},
+    async def _follow_many(
+        self, session: AsyncSession, follows: list[tuple[ClassifiedActivity, Prepared]]
+    ) -> list[Outcome]:
+        """Record Follows (of distinct actors) and answer the accepted ones: one upsert for
+        the followers and two statements for all the Accepts, however many Follows."""
+        outcomes: list[Outcome | None] = [None] * len(follows)
+        accounts: list[Account | None] = []
+        rows: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        for index, (item, prepared) in enumerate(follows):
+            account = await self._local_account(session, item.object_id or "")
+            accounts.append(account)
+            if account is None:
+                outcomes[index] = _ignored("follow of an unknown account")
+                continue
+            endpoints = prepared.endpoints
+            assert endpoints is not None  # noqa: S101 - _prepare guarantees it
+            if not prepared.endpoints_stored:
+                await remember_endpoints(session, endpoints)
+            rows.append(
+                {
+                    "account_id": account.id,
+                    "actor_uri": item.actor,
+                    "host": actor_host(item.actor),
+                    "inbox": endpoints.inbox,
+                    "shared_inbox": endpoints.shared_inbox,
+                    "state": "pending" if account.manually_approves_followers else "accepted",
+                    "follow_activity_id": item.activity_id,
+                    "created_at": now,
+                }
             )
-        ).one()
-        if follower.state != "accepted":
-            return Outcome(PROCESSED, "awaiting approval")
-        published = await answer_follow(session, account, follower, "Accept", self._urls)
-        backfill = await backfill_new_follower(session, account, follower, self._urls)
-        return Outcome(PROCESSED, published=[published, *backfill])
+        followers = await _upsert_followers(session, rows)
+        to_accept: dict[int, list[tuple[int, Follower]]] = {}
+        for index, ((item, _), account) in enumerate(zip(follows, accounts, strict=True)):
+            if account is None:
+                continue
+            follower = followers[(account.id, item.actor)]
+            if follower.state != "accepted":
+                outcomes[index] = Outcome(PROCESSED, "awaiting approval")
+            else:
+                to_accept.setdefault(account.id, []).append((index, follower))
+        for entries in to_accept.values():
+            account = accounts[entries[0][0]]
+            assert account is not None  # noqa: S101 - only known accounts get here
+            accepts = await answer_follows(
+                session, account, [follower for _, follower in entries], "Accept", self._urls
+            )
+            for (index, follower), accept in zip(entries, accepts, strict=True):
+                backfill = await backfill_new_follower(session, account, follower, self._urls)
+                outcomes[index] = Outcome(PROCESSED, published=[accept, *backfill])
+        return [outcome or _ignored("not handled") for outcome in outcomes]
 
     async def _undo_follow(self, session: AsyncSession, item: ClassifiedActivity) -> Outcome:
         query = delete(Follower).where(Follower.actor_uri == item.actor)
@@ -543,6 +546,69 @@ class InboxProcessor:
         else:
             changed = await _rowcount(session, delete(Following).where(*query_filter))
         return Outcome(PROCESSED) if changed else _ignored("answer to a follow we did not send")
+
+
+def _batches(
+    pairs: list[tuple[_Received, Prepared]],
+) -> list[list[tuple[_Received, Prepared]]]:
+    """The activities in order, consecutive Follows that can be recorded together (ready,
+    of distinct actors) in one batch, everything else alone: order between an actor's
+    activities is kept, and one upsert never touches a row twice."""
+    batches: list[list[tuple[_Received, Prepared]]] = []
+    actors: set[str] = set()
+    for pair in pairs:
+        item, ready = pair
+        batchable = item.classified.action is InboxAction.FOLLOW and ready.failure is None
+        current = batches[-1] if batches else None
+        if (
+            batchable
+            and current is not None
+            and item.classified.actor not in actors
+            and current[-1][0].classified.action is InboxAction.FOLLOW
+            and current[-1][1].failure is None
+        ):
+            current.append(pair)
+        else:
+            batches.append([pair])
+            actors = set()
+        actors.add(item.classified.actor)
+    return batches
+
+
+async def _upsert_followers(
+    session: AsyncSession, rows: list[dict[str, Any]]
+) -> dict[tuple[int, str], Follower]:
+    """Insert the followers, or refresh the rows of those already known: a repeated Follow
+    (the remote lost track of it) is answered again, its state kept, so a pending request
+    stays pending."""
+    if not rows:
+        return {}
+    statement = upsert_statement(session, Follower)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Follower.account_id, Follower.actor_uri],
+        set_={
+            "inbox": statement.excluded.inbox,
+            "shared_inbox": statement.excluded.shared_inbox,
+            "follow_activity_id": statement.excluded.follow_activity_id,
+        },
+    )
+    followers = await session.scalars(
+        statement.returning(Follower), rows, execution_options={"populate_existing": True}
+    )
+    return {(follower.account_id, follower.actor_uri): follower for follower in followers}
+
+
+async def _record(
+    session: AsyncSession, row_id: int, outcome: Outcome
+) -> tuple[str | None, list[PublishedActivity]]:
+    """Write an outcome other than the claim's `processed` on the row."""
+    if outcome.state != PROCESSED:
+        await session.execute(
+            update(InboxActivity)
+            .where(InboxActivity.id == row_id)
+            .values(state=outcome.state, error=outcome.note)
+        )
+    return outcome.state, outcome.published
 
 
 async def _claim(session: AsyncSession, row_ids: list[int]) -> set[int]:

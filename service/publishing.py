@@ -48,6 +48,19 @@ async def follower_inboxes(session: AsyncSession, account_id: int) -> list[str]:
     return delivery_inboxes((inbox, None) for (inbox,) in rows)
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingActivity:
+    """An activity to publish (see `publish_activity` for the fields)."""
+
+    document: dict[str, Any]
+    audience: str | Sequence[str] = FOLLOWERS
+    post: Post | None = None
+    ordering_key: str | None = None
+    in_outbox: bool = True
+    webhook_event_id: int | None = None
+    not_before: datetime | None = None
+
+
 async def publish_activity(
     session: AsyncSession,
     account: Account,
@@ -65,40 +78,75 @@ async def publish_activity(
     `audience` is FOLLOWERS (every accepted follower, one delivery per shared inbox) or an
     explicit list of inbox URLs (for Accept/Reject to one actor).
     """
-    activity_uri = str(document["id"])
+    outgoing = OutgoingActivity(
+        document, audience, post, ordering_key, in_outbox, webhook_event_id, not_before
+    )
+    return (await publish_activities(session, account, [outgoing]))[0]
+
+
+async def publish_activities(
+    session: AsyncSession, account: Account, outgoing: Sequence[OutgoingActivity]
+) -> list[PublishedActivity]:
+    """Store several activities of one account and their deliveries: two statements for
+    all of them when each has an explicit audience (the Accepts of a burst of Follows)."""
+    if not outgoing:
+        return []
     # Set here rather than by the database: SQLite's CURRENT_TIMESTAMP has whole seconds,
     # and delivery latency is measured from this instant.
     created_at = datetime.now(UTC)
-    # A Core statement, not the unit of work: an Accept per Follow makes this a hot path,
-    # and nothing needs the row as an ORM object.
-    activity_id: int = (
-        await session.execute(
-            insert(Activity)
-            .values(
-                created_at=created_at,
-                activity_uri=activity_uri,
-                account_id=account.id,
-                post_id=post.id if post is not None else None,
-                activity_type=str(document.get("type", "")),
-                document=document,
-                in_outbox=in_outbox,
-                webhook_event_id=webhook_event_id,
-            )
-            .returning(Activity.id)
+    # Core statements, not the unit of work: nothing needs the rows as ORM objects.
+    inserted = await session.execute(
+        insert(Activity)
+        .values(
+            [
+                {
+                    "created_at": created_at,
+                    "activity_uri": str(item.document["id"]),
+                    "account_id": account.id,
+                    "post_id": item.post.id if item.post is not None else None,
+                    "activity_type": str(item.document.get("type", "")),
+                    "document": item.document,
+                    "in_outbox": item.in_outbox,
+                    "webhook_event_id": item.webhook_event_id,
+                }
+                for item in outgoing
+            ]
         )
-    ).scalar_one()
-    if isinstance(audience, str):
+        .returning(Activity.id, Activity.activity_uri)
+    )
+    ids_by_uri = {uri: activity_id for activity_id, uri in inserted}
+    published: list[PublishedActivity] = []
+    rows: list[dict[str, Any]] = []
+    for item in outgoing:
+        activity_uri = str(item.document["id"])
+        activity_id = ids_by_uri[activity_uri]
+        item_rows = await _delivery_rows(session, account, item, activity_id, created_at)
+        rows.extend(item_rows)
+        published.append(PublishedActivity(activity_id, activity_uri, len(item_rows)))
+    if rows:
+        await session.execute(insert(Delivery), rows)
+    return published
+
+
+async def _delivery_rows(
+    session: AsyncSession,
+    account: Account,
+    item: OutgoingActivity,
+    activity_id: int,
+    created_at: datetime,
+) -> list[dict[str, Any]]:
+    if isinstance(item.audience, str):
         inboxes = await follower_inboxes(session, account.id)
     else:
-        inboxes = delivery_inboxes((inbox, None) for inbox in audience)
-    due = not_before or created_at
+        inboxes = delivery_inboxes((inbox, None) for inbox in item.audience)
+    due = item.not_before or created_at
     rows: list[dict[str, Any]] = [
         {
             "activity_id": activity_id,
             "account_id": account.id,
             "inbox": inbox,
             "host": inbox_host(inbox),
-            "ordering_key": ordering_key,
+            "ordering_key": item.ordering_key,
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": due,
@@ -107,15 +155,13 @@ async def publish_activity(
         }
         for inbox in inboxes
     ]
-    if post is not None and isinstance(audience, str):
+    if item.post is not None and isinstance(item.audience, str):
         rows.extend(
             await _mastodon_target_rows(
-                session, account, activity_id, ordering_key, due, created_at
+                session, account, activity_id, item.ordering_key, due, created_at
             )
         )
-    if rows:
-        await session.execute(insert(Delivery), rows)
-    return PublishedActivity(activity_id, activity_uri, len(rows))
+    return rows
 
 
 async def _mastodon_target_rows(

@@ -226,6 +226,85 @@ async def test_follows_processed_together_wake_one_delivery_job(
     assert job.decode() == f"arq:job:{settings.queue_name}:fanout:{first}-{last}x3"
 
 
+async def _received(
+    relay: Relay, settings: Settings, sent: list[tuple[FleetActor, dict[str, Any]]]
+) -> list[int]:
+    row_ids = []
+    for actor, activity in sent:
+        response = await post_signed(relay.client, settings, actor, activity)
+        assert response.status_code == 202, response.text
+        row_ids.append(await relay.row_id(activity["id"]))
+    return row_ids
+
+
+async def test_follows_processed_together_are_each_accepted_at_their_own_inbox(
+    relay: Relay, fleet: Fleet, account: Account, settings: Settings
+) -> None:
+    actors = [fleet.actor(0, 0), fleet.actor(0, 1), fleet.actor(1, 0)]
+    follows = [activity_from(actor, "Follow", relay.actor_url) for actor in actors]
+    row_ids = await _received(relay, settings, list(zip(actors, follows, strict=True)))
+
+    assert await relay.processor.process_many(row_ids) == ["processed"] * 3
+
+    accepts = await relay.rows(Activity, Activity.activity_type == "Accept")
+    answered = {accept.document["object"]["id"]: accept for accept in accepts}
+    assert set(answered) == {follow["id"] for follow in follows}
+    for actor, follow in zip(actors, follows, strict=True):
+        [delivery] = await relay.rows(Delivery, Delivery.activity_id == answered[follow["id"]].id)
+        assert delivery.inbox == actor.inbox
+    assert await relay.count(Follower, Follower.state == "accepted") == 3
+
+
+async def test_follow_and_its_undo_processed_together_leave_no_follower(
+    relay: Relay, fleet: Fleet, account: Account, settings: Settings
+) -> None:
+    actor, other = fleet.actor(0, 0), fleet.actor(0, 1)
+    follow = activity_from(actor, "Follow", relay.actor_url)
+    inner = {key: value for key, value in follow.items() if key != "@context"}
+    sent = [
+        (actor, follow),
+        (other, activity_from(other, "Follow", relay.actor_url)),
+        (actor, activity_from(actor, "Undo", inner)),
+    ]
+    row_ids = await _received(relay, settings, sent)
+
+    assert await relay.processor.process_many(row_ids) == ["processed"] * 3
+
+    assert [f.actor_uri for f in await relay.rows(Follower)] == [other.id]
+
+
+async def test_repeated_follows_processed_together_keep_one_follower_answered_twice(
+    relay: Relay, fleet: Fleet, account: Account, settings: Settings
+) -> None:
+    actor = fleet.actor(0, 0)
+    first, second = (activity_from(actor, "Follow", relay.actor_url) for _ in range(2))
+    row_ids = await _received(relay, settings, [(actor, first), (actor, second)])
+
+    assert await relay.processor.process_many(row_ids) == ["processed"] * 2
+
+    [follower] = await relay.rows(Follower)
+    assert follower.follow_activity_id == second["id"]
+    assert await relay.count(Activity, Activity.activity_type == "Accept") == 2
+
+
+async def test_follows_of_an_open_and_a_closed_account_processed_together(
+    relay: Relay, fleet: Fleet, account: Account, database: Database, settings: Settings
+) -> None:
+    await create_account(database, "closed", manually_approves_followers=True)
+    open_fan, closed_fan = fleet.actor(0, 0), fleet.actor(0, 1)
+    sent = [
+        (open_fan, activity_from(open_fan, "Follow", relay.actor_url)),
+        (closed_fan, activity_from(closed_fan, "Follow", f"{settings.base_url}/users/closed")),
+    ]
+    row_ids = await _received(relay, settings, sent)
+
+    assert await relay.processor.process_many(row_ids) == ["processed"] * 2
+
+    states = {f.actor_uri: f.state for f in await relay.rows(Follower)}
+    assert states == {open_fan.id: "accepted", closed_fan.id: "pending"}
+    assert await relay.count(Activity, Activity.activity_type == "Accept") == 1
+
+
 async def test_follow_of_a_manually_approving_account_stays_pending(
     relay: Relay, fleet: Fleet, database: Database
 ) -> None:
