@@ -9,7 +9,6 @@ signatures cannot become a flood of outbound requests.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,10 +18,9 @@ from federation.header_fields import HeaderInput
 from federation.signature_errors import KeyUnusable, SignatureInvalid
 from federation.signature_verification import PendingSignature, parse_signature, verify_with_key
 from service.db.engine import Database
-from service.remote_actors import LearnedKey, remember_key, stored_key
+from service.key_lookups import BatchedKeyLookups
+from service.remote_actors import LearnedKey, remember_key
 from service.remote_documents import PublicKeyResolver, RemoteFetchError
-
-KEY_LOOKUP_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +66,7 @@ class InboundSignatureVerifier:
         at once."""
         self._database = database
         self._record_key = record_key
-        # A burst of first contacts would otherwise check out a pooled connection each and
-        # spill past the pool: every overflow connection is opened and closed again.
-        self._lookups = asyncio.Semaphore(KEY_LOOKUP_CONCURRENCY)
+        self._stored = BatchedKeyLookups(database)
         self._resolver = resolver
         self._cache_size = cache_size
         self._keys: OrderedDict[str, KnownKey] = OrderedDict()
@@ -130,8 +126,7 @@ class InboundSignatureVerifier:
         if cached is not None:
             self._keys.move_to_end(key_id)
             return cached
-        async with self._lookups, self._database.session() as session:
-            stored = await stored_key(session, key_id)
+        stored = await self._stored.get(key_id)
         if stored is not None:
             known = KnownKey(key_id, stored[0], stored[1])
             self._remember(known)

@@ -24,7 +24,7 @@ from federation.inbox_activities import InboxEnvelope
 from service.db.engine import Database
 from service.db.models import InboxActivity
 from service.job_queue import JobQueue
-from service.remote_actors import LearnedKey, learned_key_statement
+from service.remote_actors import LearnedKey, record_remote_actors
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,7 @@ class InboxWriter:
         )
         inserted: dict[str, int] = {}
         async with self._database.engine.begin() as connection:
-            for learned in keys:
-                await connection.execute(learned_key_statement(connection.dialect.name, learned))
+            await record_remote_actors(connection, keys=keys)
             if rows:
                 result = await connection.execute(statement, rows)
                 inserted = {str(uri): int(row_id) for row_id, uri in result}

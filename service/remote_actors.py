@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from federation.inbox_activities import ActorEndpoints
 from service.db.models import RemoteActor
@@ -40,59 +41,31 @@ class LearnedKey:
     endpoints: ActorEndpoints | None = None
 
 
-def learned_key_statement(dialect: str, learned: LearnedKey) -> Any:
-    """The upsert recording a key for its owner (replacing the previous one: rotation)."""
-    endpoints = learned.endpoints
-    if endpoints is not None and endpoints.actor_id == learned.owner:
-        return _endpoints_statement(
-            dialect,
-            replace(endpoints, key_id=learned.key_id, public_key_pem=learned.public_key_pem),
-        )
-    now = datetime.now(UTC)
-    statement = _insert_for(dialect, RemoteActor).values(
-        uri=learned.owner,
-        host=actor_host(learned.owner),
-        key_id=learned.key_id,
-        public_key_pem=learned.public_key_pem,
-        also_known_as=[],
-        fetched_at=now,
-    )
+# What an upsert of each kind of row overwrites when the actor is known already. A row
+# without a key keeps the stored one; a key alone keeps the stored inboxes.
+_ENDPOINT_COLUMNS = ("host", "handle", "inbox", "shared_inbox", "also_known_as", "moved_to")
+_KEY_COLUMNS = ("key_id", "public_key_pem")
+_UPDATED: dict[str, tuple[str, ...]] = {
+    "endpoints_and_key": (*_ENDPOINT_COLUMNS, *_KEY_COLUMNS, "fetched_at"),
+    "endpoints": (*_ENDPOINT_COLUMNS, "fetched_at"),
+    "key": (*_KEY_COLUMNS, "fetched_at"),
+}
+
+
+@lru_cache(maxsize=8)
+def _remote_actor_upsert(dialect: str, kind: str) -> Any:
+    """One statement per dialect and kind of row, built once: executed with many parameter
+    sets, it costs one round trip for a whole batch and is never compiled again."""
+    statement = _insert_for(dialect, RemoteActor)
     return statement.on_conflict_do_update(
         index_elements=[RemoteActor.uri],
-        set_={
-            "key_id": learned.key_id,
-            "public_key_pem": learned.public_key_pem,
-            "fetched_at": now,
-        },
+        set_={column: statement.excluded[column] for column in _UPDATED[kind]},
     )
 
 
-async def remember_key(session: AsyncSession, learned: LearnedKey) -> None:
-    await session.execute(learned_key_statement(session.get_bind().dialect.name, learned))
-
-
-async def stored_key(session: AsyncSession, key_id: str) -> tuple[str, str] | None:
-    """(owner, PEM) of a key recorded earlier, or None."""
-    row = (
-        await session.execute(
-            select(RemoteActor.uri, RemoteActor.public_key_pem)
-            .where(RemoteActor.key_id == key_id)
-            .limit(1)
-        )
-    ).first()
-    if row is None or row[1] is None:
-        return None
-    return str(row[0]), str(row[1])
-
-
-async def remember_endpoints(session: AsyncSession, endpoints: ActorEndpoints) -> None:
-    """Record an actor's inboxes and aliases (and its key, when the document carries one)."""
-    await session.execute(_endpoints_statement(session.get_bind().dialect.name, endpoints))
-
-
-def _endpoints_statement(dialect: str, endpoints: ActorEndpoints) -> Any:
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
+def _endpoint_row(endpoints: ActorEndpoints, now: datetime) -> tuple[str, dict[str, Any]]:
+    row: dict[str, Any] = {
+        "uri": endpoints.actor_id,
         "host": actor_host(endpoints.actor_id),
         "handle": (endpoints.handle or "")[:255] or None,
         "inbox": endpoints.inbox,
@@ -102,10 +75,75 @@ def _endpoints_statement(dialect: str, endpoints: ActorEndpoints) -> Any:
         "fetched_at": now,
     }
     if endpoints.key_id and endpoints.public_key_pem:
-        values["key_id"] = endpoints.key_id
-        values["public_key_pem"] = endpoints.public_key_pem
-    statement = _insert_for(dialect, RemoteActor).values(uri=endpoints.actor_id, **values)
-    return statement.on_conflict_do_update(index_elements=[RemoteActor.uri], set_=values)
+        row["key_id"] = endpoints.key_id
+        row["public_key_pem"] = endpoints.public_key_pem
+        return "endpoints_and_key", row
+    return "endpoints", row
+
+
+def _learned_key_row(learned: LearnedKey, now: datetime) -> tuple[str, dict[str, Any]]:
+    endpoints = learned.endpoints
+    if endpoints is not None and endpoints.actor_id == learned.owner:
+        return _endpoint_row(
+            replace(endpoints, key_id=learned.key_id, public_key_pem=learned.public_key_pem), now
+        )
+    return "key", {
+        "uri": learned.owner,
+        "host": actor_host(learned.owner),
+        "key_id": learned.key_id,
+        "public_key_pem": learned.public_key_pem,
+        "also_known_as": [],
+        "fetched_at": now,
+    }
+
+
+async def record_remote_actors(
+    connection: AsyncConnection | AsyncSession,
+    *,
+    keys: Sequence[LearnedKey] = (),
+    endpoints: Sequence[ActorEndpoints] = (),
+) -> None:
+    """Record keys (replacing an actor's previous one: rotation) and actors' inboxes and
+    aliases, in at most one statement per kind of row. One entry per actor."""
+    now = datetime.now(UTC)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for kind, row in [
+        *(_learned_key_row(learned, now) for learned in keys),
+        *(_endpoint_row(actor, now) for actor in endpoints),
+    ]:
+        rows.setdefault(kind, []).append(row)
+    dialect = (
+        connection.get_bind().dialect.name
+        if isinstance(connection, AsyncSession)
+        else (connection.dialect.name)
+    )
+    for kind, parameters in rows.items():
+        await connection.execute(_remote_actor_upsert(dialect, kind), parameters)
+
+
+async def remember_key(session: AsyncSession, learned: LearnedKey) -> None:
+    await record_remote_actors(session, keys=[learned])
+
+
+async def stored_keys(session: AsyncSession, key_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(owner, PEM) of each of these keys recorded earlier; unknown ones are left out."""
+    found: dict[str, tuple[str, str]] = {}
+    unique = sorted(set(key_ids))
+    for start in range(0, len(unique), 500):
+        rows = await session.execute(
+            select(RemoteActor.key_id, RemoteActor.uri, RemoteActor.public_key_pem).where(
+                RemoteActor.key_id.in_(unique[start : start + 500]),
+                RemoteActor.public_key_pem.is_not(None),
+            )
+        )
+        for key_id, owner, pem in rows:
+            found.setdefault(str(key_id), (str(owner), str(pem)))
+    return found
+
+
+async def remember_endpoints(session: AsyncSession, endpoints: ActorEndpoints) -> None:
+    """Record an actor's inboxes and aliases (and its key, when the document carries one)."""
+    await record_remote_actors(session, endpoints=[endpoints])
 
 
 async def find_remote_actor(session: AsyncSession, actor_uri: str) -> RemoteActor | None:
