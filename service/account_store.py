@@ -48,22 +48,45 @@ class AccountStore:
             raise AccountExists(handle) from exc
         return account
 
-    async def get(self, handle: str) -> Account:
-        account = await self.find(handle)
+    async def get(self, handle: str, *, fresh: bool = False) -> Account:
+        account = await self.find(handle, fresh=fresh)
         if account is None:
             raise AccountNotFound(handle)
         return account
 
-    async def find(self, handle: str) -> Account | None:
-        result = await self.session.execute(select(Account).where(Account.handle == handle))
+    async def find(self, handle: str, *, fresh: bool = False) -> Account | None:
+        """With `fresh`, the row and its keys are read again even if the session holds them
+        (values the database set on flush included), in one go: a second read could find
+        the account deleted by a concurrent request in between."""
+        statement = select(Account).where(Account.handle == handle)
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
+        result = await self.session.execute(statement)
         return result.scalar_one_or_none()
 
     async def list(self) -> Sequence[Account]:
         result = await self.session.execute(select(Account).order_by(Account.handle))
         return result.scalars().all()
 
+    async def _locked(self, handle: str) -> Account:
+        """The account, its row locked until the transaction ends, read afresh with its
+        keys (no later read can find it gone: SQLite reads outside the lock). Every
+        change to an account takes this lock first, so concurrent changes (a key rotation
+        and a deletion, say) take turns on PostgreSQL instead of deadlocking over the key
+        rows; SQLite has a single writer anyway."""
+        result = await self.session.execute(
+            select(Account)
+            .where(Account.handle == handle)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        account = result.scalar_one_or_none()
+        if account is None:
+            raise AccountNotFound(handle)
+        return account
+
     async def update(self, handle: str, **changes: Any) -> Account:
-        account = await self.get(handle)
+        account = await self._locked(handle)
         for name, value in changes.items():
             setattr(account, name, value)
         account.updated_at = datetime.now(UTC)
@@ -71,14 +94,14 @@ class AccountStore:
         return account
 
     async def delete(self, handle: str) -> None:
-        account = await self.get(handle)
+        account = await self._locked(handle)
         await self.session.delete(account)
         await self.session.flush()
 
     async def rotate_keys(self, handle: str, kinds: Sequence[str] = (RSA, ED25519)) -> Account:
         """Retire the active keys of the given kinds and issue new ones; ids stay the same,
         so remote servers pick the new key up when they re-fetch the actor."""
-        account = await self.get(handle)
+        account = await self._locked(handle)
         now = datetime.now(UTC)
         for key in account.keys:
             if key.kind in kinds and key.retired_at is None:

@@ -29,6 +29,10 @@ DATABASE_UNAVAILABLE = (
     ConnectionError,
 )
 
+# PostgreSQL failed the transaction to resolve a conflict with another one (a deadlock, a
+# serialization failure): nothing was changed, and the request may be sent again.
+CONCURRENCY_SQLSTATES = frozenset({"40P01", "40001"})
+
 
 class Problem(Exception):
     """Raise anywhere in a request to answer with a problem+json body."""
@@ -125,8 +129,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_class, _database_unavailable)
 
     @app.exception_handler(StaleDataError)
-    async def _concurrent_change(request: Request, exc: StaleDataError) -> JSONResponse:
-        # The row was deleted or changed by another request between our read and our write.
+    async def _concurrent_change(request: Request, exc: Exception) -> JSONResponse:
+        # The row was deleted or changed by another request between our read and our write
+        # (or the database broke a deadlock between two requests by failing this one).
         problem = Problem(
             409,
             "The resource was changed or deleted by another request; read it again",
@@ -140,6 +145,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         # DBAPIError marked invalidated; any other driver error is a bug: a 500.
         if exc.connection_invalidated:
             return await _database_unavailable(request, exc)
+        if getattr(exc.orig, "sqlstate", None) in CONCURRENCY_SQLSTATES:
+            return await _concurrent_change(request, exc)
         raise exc
 
     @app.exception_handler(StarletteHTTPException)

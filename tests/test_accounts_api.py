@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 PROBLEM = "application/problem+json"
@@ -130,6 +132,22 @@ async def test_deleting_an_account_removes_it(client, admin_headers):
         await client.delete("/api/admin/accounts/blog", headers=admin_headers)
     ).status_code == 204
     assert (await client.get("/api/admin/accounts/blog", headers=admin_headers)).status_code == 404
+
+
+async def test_changing_an_account_while_it_is_deleted_is_never_a_server_error(
+    client, admin_headers
+):
+    statuses: set[int] = set()
+    for _ in range(20):
+        await create(client, admin_headers)
+        answers = await asyncio.gather(
+            client.delete("/api/admin/accounts/blog", headers=admin_headers),
+            client.patch("/api/admin/accounts/blog", json={}, headers=admin_headers),
+            client.post("/api/admin/accounts/blog/keys/rotate", headers=admin_headers),
+        )
+        statuses.update(answer.status_code for answer in answers)
+        await client.delete("/api/admin/accounts/blog", headers=admin_headers)
+    assert statuses <= {200, 204, 404, 409}
 
 
 async def test_rotating_keys_issues_new_keys_and_retires_the_old(client, admin_headers):

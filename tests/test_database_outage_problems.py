@@ -7,6 +7,7 @@ file), and a private PostgreSQL cluster that is stopped (never the machine's sha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.private_postgres import PrivatePostgres, postgres_available
 from service.account_store import AccountStore
@@ -109,6 +111,44 @@ async def test_a_row_changed_by_another_request_meanwhile_is_a_409_problem(
     app.add_api_route("/api/admin/race", update_a_deleted_account, methods=["POST"])
     async with app.router.lifespan_context(app), asgi_client(app, settings.base_url) as http:
         response = await http.post("/api/admin/race", headers=ADMIN)
+
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/concurrent-change")
+
+
+@pytest.mark.postgres
+async def test_a_request_failed_to_break_a_deadlock_is_a_409_problem(
+    tmp_path: Path, postgres_database_url: str
+) -> None:
+    """PostgreSQL fails one of two transactions waiting on each other; that request changed
+    nothing and may be sent again."""
+    settings = _settings(tmp_path, postgres_database_url)
+    app = create_app(settings)
+
+    async def rename(session: AsyncSession, handle: str) -> None:
+        await session.execute(
+            update(Account).where(Account.handle == handle).values(display_name=handle)
+        )
+
+    async def deadlock() -> None:
+        database = app.state.database
+        async with database.transaction() as session:
+            await session.execute(delete(Account).where(Account.handle.in_(["a", "b"])))
+            for handle in ("a", "b"):
+                await AccountStore(session).create(handle)
+        async with database.transaction() as first, database.transaction() as second:
+            await rename(first, "a")
+            await rename(second, "b")
+            outcomes = await asyncio.gather(
+                rename(first, "b"), rename(second, "a"), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    app.add_api_route("/api/admin/deadlock", deadlock, methods=["POST"])
+    async with app.router.lifespan_context(app), asgi_client(app, settings.base_url) as http:
+        response = await http.post("/api/admin/deadlock", headers=ADMIN)
 
     assert response.status_code == 409
     assert response.json()["type"].endswith("/concurrent-change")

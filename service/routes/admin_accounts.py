@@ -25,11 +25,9 @@ router = APIRouter(prefix="/api/admin/accounts", tags=["admin: accounts"], depen
 
 async def _get(session: AsyncSession, handle: str) -> Account:
     try:
-        account = await AccountStore(session).get(handle)
+        return await AccountStore(session).get(handle, fresh=True)
     except AccountNotFound as exc:
         raise Problem(404, f"No account '{handle}'", type_="unknown-account") from exc
-    await session.refresh(account, ["keys"])
-    return account
 
 
 @router.get("", response_model=list[AccountView])
