@@ -63,10 +63,14 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The writer waits this long for more outcomes before a commit, unless a claim is waiting
-# for room or this many outcomes are ready: enough to batch, far below a request's latency.
+# The writer waits this long for more outcomes before a commit, unless a waiting claim can
+# go once they are committed or this many outcomes are ready: enough to batch, far below a
+# request's latency.
 COMMIT_LINGER = 0.005
 COMMIT_EAGER_SIZE = 64
+# While the window is full a commit too small to let the waiting claim go frees nothing
+# anyone can use, so outcomes gather longer (a commit costs far more than an outcome in it).
+COMMIT_LINGER_WINDOW_FULL = 0.05
 SWEEP_LIMIT = 1000
 # A host gets no new claims while its slots are taken and this many more deliveries wait.
 HOST_BACKLOG = 8
@@ -109,15 +113,29 @@ def utcnow() -> datetime:
 class OutcomeWriter:
     """Commits the outcomes of every job in the process, then gives their room in the claim
     window back. One commit at a time; the outcomes that arrive during a commit go in the
-    next one, so the batch grows with the load and a commit never waits for a timer."""
+    next one, so the batch grows with the load. A commit is made as soon as it lets a waiting
+    claim go (or a full batch is ready), otherwise after a short linger: each commit costs
+    the database more than the outcomes in it, and with the window full, commits of a
+    handful of outcomes made most of that cost while freeing room no claim could use."""
 
-    def __init__(self, transactions: Transactions, window: ClaimWindow) -> None:
+    def __init__(
+        self,
+        transactions: Transactions,
+        window: ClaimWindow,
+        *,
+        linger: float = COMMIT_LINGER,
+        linger_window_full: float = COMMIT_LINGER_WINDOW_FULL,
+    ) -> None:
         self.transactions = transactions
         self.window = window
+        self.linger = linger
+        self.linger_window_full = linger_window_full
         self._outcomes: list[Outcome] = []
         self._runs: list[_Run] = []
         self._hosts: dict[str, tuple[HostHealth, str | None, datetime]] = {}
+        # Something to commit; and whether it is worth committing before the linger is over.
         self._ready = asyncio.Event()
+        self._now = asyncio.Event()
         self._lock = asyncio.Lock()
         self.flushes = 0
 
@@ -125,17 +143,27 @@ class OutcomeWriter:
         self._outcomes.append(outcome)
         self._runs.append(run)
         self._ready.set()
+        if self._worth_committing_now():
+            self._now.set()
 
     def host_changed(self, host: str, health: HostHealth, error: str | None) -> None:
         self._hosts[host] = (health, error, utcnow())
         self._ready.set()
 
+    def _worth_committing_now(self) -> bool:
+        pending = len(self._outcomes)
+        return pending >= COMMIT_EAGER_SIZE or self.window.admits_after(pending)
+
     async def run(self) -> None:
         while True:
             await self._ready.wait()
-            if len(self._outcomes) < COMMIT_EAGER_SIZE and not self.window.waiting:
-                await asyncio.sleep(COMMIT_LINGER)
+            if not self._now.is_set():
+                linger = self.linger_window_full if self.window.waiting else self.linger
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(linger):
+                        await self._now.wait()
             self._ready.clear()
+            self._now.clear()
             await self.flush()
 
     async def flush(self) -> None:

@@ -155,6 +155,10 @@ class ClaimWindow:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def admits_after(self, returned: int) -> bool:
+        """Whether giving back `returned` places would let the first waiting claim go."""
+        return bool(self._waiters) and self.free + returned >= self._waiters[0][1]
+
     async def reserve(self, wanted: int, minimum: int) -> int:
         """Wait until at least `minimum` (at most `wanted`) places are free; take up to
         `wanted` of them and return how many were taken."""

@@ -12,7 +12,8 @@ from bench.fleet import Fleet
 from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Delivery
-from service.delivery_engine import DeliveryEngine
+from service.delivery_engine import DeliveryEngine, OutcomeWriter, _Run, utcnow
+from service.delivery_store import Outcome, Transactions
 from service.delivery_tracking import ClaimWindow, HostSlots
 from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
@@ -80,6 +81,70 @@ async def test_a_reservation_cancelled_as_room_comes_back_ends_cancelled() -> No
         await waiting
     assert window.free == 4
     assert window.waiting == 0
+
+
+async def test_a_waiting_reservation_is_admitted_once_enough_room_would_come_back() -> None:
+    window = ClaimWindow(10)
+    await window.reserve(10, 10)
+    assert not window.admits_after(10)  # nobody waits
+
+    waiting = asyncio.create_task(window.reserve(8, 3))
+    await asyncio.sleep(0)
+
+    assert not window.admits_after(2)
+    assert window.admits_after(3)
+    waiting.cancel()
+
+
+def _deferred_outcome(delivery_id: int) -> Outcome:
+    return Outcome(
+        delivery_id, "a.example", "https://a.example/inbox", None, "pending", 0, utcnow()
+    )
+
+
+async def _writer_with_a_waiting_claim(
+    database: Database, minimum: int
+) -> tuple[OutcomeWriter, asyncio.Task[int], asyncio.Task[None]]:
+    window = ClaimWindow(8)
+    await window.reserve(8, 8)
+    # Lingers so long that only a commit worth making can happen within the test.
+    writer = OutcomeWriter(Transactions(database), window, linger=60, linger_window_full=60)
+    running = asyncio.create_task(writer.run())
+    claim = asyncio.create_task(window.reserve(8, minimum))
+    await asyncio.sleep(0)
+    return writer, claim, running
+
+
+async def test_outcomes_too_few_to_let_a_waiting_claim_go_are_not_committed_yet(
+    database: Database,
+) -> None:
+    writer, claim, running = await _writer_with_a_waiting_claim(database, minimum=3)
+    run = _Run({}, utcnow())
+
+    for delivery_id in (1, 2):
+        writer.add(_deferred_outcome(delivery_id), run)
+    await asyncio.sleep(0.05)
+
+    assert writer.flushes == 0
+    assert not claim.done()
+    claim.cancel()
+    running.cancel()
+    await writer.transactions.close()
+
+
+async def test_outcomes_are_committed_as_soon_as_they_let_a_waiting_claim_go(
+    database: Database,
+) -> None:
+    writer, claim, running = await _writer_with_a_waiting_claim(database, minimum=3)
+    run = _Run({}, utcnow())
+
+    for delivery_id in (1, 2, 3):
+        writer.add(_deferred_outcome(delivery_id), run)
+
+    assert await asyncio.wait_for(claim, 10) == 3
+    assert writer.flushes == 1
+    running.cancel()
+    await writer.transactions.close()
 
 
 async def test_a_host_with_all_slots_taken_and_a_backlog_is_saturated() -> None:
