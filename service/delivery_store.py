@@ -133,14 +133,15 @@ class Transactions:
             thread.shutdown(wait=False)
 
 
-def _due(now: datetime, state: Any = Delivery.state) -> ColumnElement[bool]:
+def _due(now: Any, state: Any = Delivery.state) -> ColumnElement[bool]:
     return or_(
         and_(state.in_(WAITING_STATES), Delivery.next_attempt_at <= now),
         and_(state == "in_flight", Delivery.lease_expires_at < now),
     )
 
 
-def _claimable(now: datetime, state: Any = Delivery.state) -> list[ColumnElement[bool]]:
+def _claimable(now: Any, state: Any = Delivery.state) -> list[ColumnElement[bool]]:
+    """`now` is a datetime or a bound parameter standing for one."""
     earlier_unfinished = exists().where(
         _Earlier.inbox == Delivery.inbox,
         _Earlier.ordering_key == Delivery.ordering_key,
@@ -200,22 +201,70 @@ def claim_due_sync(
     (their hosts already have enough work in this process)."""
     lease_until = now + timedelta(seconds=lease_seconds)
     dialect = _dialect(executor)
-    if dialect == "sqlite" and len(activity_ids) > 1:
-        conditions = _walk_by_id(activity_ids, now)
+    statement = _claim_statement(dialect, len(activity_ids) > 1, bool(skip_hosts))
+    result = executor.execute(
+        statement,
+        {
+            "c_activities": list(activity_ids),
+            "c_activity": activity_ids[0],
+            "c_now": now,
+            "c_after": after_id,
+            "c_skip": list(skip_hosts),
+            "c_limit": limit,
+            "c_lease_until": lease_until,
+        },
+    )
+    claimed = [
+        ClaimedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], lease_until)
+        for row in result
+    ]
+    claimed.sort(key=lambda item: item.id)
+    return claimed
+
+
+# Claims are built once per shape with bound parameters: building the statement afresh, with
+# the activity ids as literal values, cost more Python per claim than SQLite spent running it
+# (every claim also walked the values again for the compiled-statement cache key).
+_CLAIM_STATEMENTS: dict[tuple[str, bool, bool], Any] = {}
+_NOW = bindparam("c_now", type_=_DELIVERIES.c.next_attempt_at.type)
+_ACTIVITY_IDS = bindparam("c_activities", expanding=True)
+
+
+def _claim_statement(dialect: str, many_activities: bool, skipping_hosts: bool) -> Any:
+    key = (dialect, many_activities, skipping_hosts)
+    statement = _CLAIM_STATEMENTS.get(key)
+    if statement is None:
+        statement = _CLAIM_STATEMENTS[key] = _build_claim(*key)
+    return statement
+
+
+def _build_claim(dialect: str, many_activities: bool, skipping_hosts: bool) -> Any:
+    if dialect == "sqlite" and many_activities:
+        conditions = _walk_by_id(_NOW)
     else:
-        conditions = [_of_activities(Delivery.activity_id, activity_ids), *_claimable(now)]
-    if after_id:
-        conditions.append(Delivery.id > after_id)
-    if skip_hosts:
-        conditions.append(Delivery.host.not_in(list(skip_hosts)))
-    candidates = select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(limit)
+        activities = (
+            Delivery.activity_id.in_(_ACTIVITY_IDS)
+            if many_activities
+            else Delivery.activity_id == bindparam("c_activity")
+        )
+        # `=` for the common single activity keeps the plan on the (activity_id, id) walk.
+        conditions = [activities, *_claimable(_NOW)]
+    conditions.append(Delivery.id > bindparam("c_after"))
+    if skipping_hosts:
+        conditions.append(Delivery.host.not_in(bindparam("c_skip", expanding=True)))
+    candidates = (
+        select(Delivery.id).where(*conditions).order_by(Delivery.id).limit(bindparam("c_limit"))
+    )
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True, of=Delivery)
     columns = _DELIVERIES.c
-    result = executor.execute(
+    return (
         update(_DELIVERIES)
         .where(columns.id.in_(candidates.scalar_subquery()))
-        .values(state="in_flight", lease_expires_at=lease_until)
+        .values(
+            state="in_flight",
+            lease_expires_at=bindparam("c_lease_until", type_=columns.lease_expires_at.type),
+        )
         .returning(
             columns.id,
             columns.activity_id,
@@ -227,18 +276,12 @@ def claim_due_sync(
             columns.created_at,
         )
     )
-    claimed = [
-        ClaimedDelivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], lease_until)
-        for row in result
-    ]
-    claimed.sort(key=lambda item: item.id)
-    return claimed
 
 
 _First = aliased(Delivery)
 
 
-def _walk_by_id(activity_ids: Sequence[int], now: datetime) -> list[ColumnElement[bool]]:
+def _walk_by_id(now: Any) -> list[ColumnElement[bool]]:
     """Conditions for claiming several activities' rows on SQLite by walking the table in id
     order from the first of their rows, stopping at the claim's size.
 
@@ -247,12 +290,21 @@ def _walk_by_id(activity_ids: Sequence[int], now: datetime) -> list[ColumnElemen
     job cost several times those of single-activity jobs. The `+ 0` and `|| ''` keep it off
     the activity and state indexes, so the only plan left is the id walk; a job's activities
     were published together, so their rows lie close to one another."""
-    first = select(func.min(_First.id)).where(_First.activity_id.in_(list(activity_ids)))
+    first = select(func.min(_First.id)).where(_First.activity_id.in_(_ACTIVITY_IDS))
     return [
-        (Delivery.activity_id + 0).in_(list(activity_ids)),
+        (Delivery.activity_id + 0).in_(_ACTIVITY_IDS),
         Delivery.id >= first.scalar_subquery(),
         *_claimable(now, Delivery.state + ""),
     ]
+
+
+_HOST_HEALTH = select(
+    DestinationHost.host,
+    DestinationHost.consecutive_failures,
+    DestinationHost.failure_days,
+    DestinationHost.breaker_open_until,
+    DestinationHost.health,
+).where(DestinationHost.host.in_(bindparam("h_hosts", expanding=True)))
 
 
 def load_host_health_sync(executor: SyncExecutor, hosts: Iterable[str]) -> dict[str, HostHealth]:
@@ -260,15 +312,7 @@ def load_host_health_sync(executor: SyncExecutor, hosts: Iterable[str]) -> dict[
     names = sorted(set(hosts))
     found: dict[str, HostHealth] = {}
     for start in range(0, len(names), 500):
-        rows = executor.execute(
-            select(
-                DestinationHost.host,
-                DestinationHost.consecutive_failures,
-                DestinationHost.failure_days,
-                DestinationHost.breaker_open_until,
-                DestinationHost.health,
-            ).where(DestinationHost.host.in_(names[start : start + 500]))
-        )
+        rows = executor.execute(_HOST_HEALTH, {"h_hosts": names[start : start + 500]})
         for host, failures, days, open_until, health in rows:
             found[host] = HostHealth(
                 consecutive_failures=failures,
