@@ -16,6 +16,7 @@ from service.db.engine import Database
 from service.job_queue import JobQueue
 from service.logging_setup import RequestLogContext, configure_logging
 from service.problems import install_problem_handlers
+from service.rejection_tracking import WebhookRejectionTracking
 from service.routes import (
     actors,
     admin_accounts,
@@ -29,6 +30,7 @@ from service.routes import (
     admin_monitoring,
     admin_posts,
     admin_routing,
+    admin_webhooks,
     collections,
     dashboard,
     discovery,
@@ -43,6 +45,7 @@ from service.routes import (
 from service.routes import metrics as metrics_routes
 from service.settings import Settings, get_settings
 from service.webhook_intake import close_webhook_writer
+from service.webhook_rejections import RejectionCounter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings.effective_database_url)
+        app.state.rejection_counter = RejectionCounter(app.state.database)
+        app.state.rejection_counter.start()
         app.state.queue = None
         if settings.redis_url:
             try:
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await close_webhook_writer(app.state)
+            await app.state.rejection_counter.close()
             if app.state.queue is not None:
                 await app.state.queue.close()
             await app.state.database.dispose()
@@ -108,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_analytics.router,
         admin_feeds.router,
         admin_deliveries.router,
+        admin_webhooks.router,
         admin_mastodon_targets.router,
     )
     for router in routers:
@@ -119,5 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_limit=settings.max_webhook_body_bytes,
         inbox_limit=settings.max_inbox_body_bytes,
         default_limit=settings.max_admin_body_bytes,
+    )
+    # Outside the body limit, so its 413s are counted too.
+    app.add_middleware(
+        WebhookRejectionTracking,
+        counter=lambda: getattr(app.state, "rejection_counter", None),
     )
     return app

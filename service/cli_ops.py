@@ -44,7 +44,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     typer.echo(json.dumps(_plain(value), indent=2))
 
 
@@ -70,7 +70,7 @@ def status(json_output: JsonOpt = False) -> None:
 
     result = run_with_database(work)
     if json_output:
-        _print_json(result)
+        print_json(result)
         return
     depth: monitoring.QueueDepth = result["queue"]
     flow = result["throughput"]
@@ -88,6 +88,11 @@ def status(json_output: JsonOpt = False) -> None:
     )
     typer.echo("hosts      " + "  ".join(f"{k} {v}" for k, v in result["hosts"].items()))
     typer.echo("followers  " + "  ".join(f"{k} {v}" for k, v in result["followers"].items()))
+    webhooks: monitoring.WebhookSummary = result["webhooks"]
+    refused = sum(sum(reasons.values()) for reasons in webhooks.rejected.values())
+    typer.echo(
+        f"webhooks   {webhooks.retrying} retrying, {webhooks.failed} failed, {refused} refused"
+    )
 
 
 def hosts(
@@ -113,7 +118,7 @@ def hosts(
         typer.echo(f"error: no delivery has gone to '{host}' yet", err=True)
         raise typer.Exit(1)
     if json_output:
-        _print_json(rows[0] if host is not None else rows)
+        print_json(rows[0] if host is not None else rows)
         return
     table = Table("host", "status", "failing since", "failures", "waiting", "last error")
     for row in rows:
@@ -138,7 +143,7 @@ def posts_list(
 
     rows = run_with_database(work)
     if json_output:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table(
         "post", "account", "published", "delivered", "not yet", "likes", "boosts", "replies"
@@ -166,7 +171,7 @@ def posts_show(post_id: int, json_output: JsonOpt = False) -> None:
         typer.echo(f"error: no post {post_id}", err=True)
         raise typer.Exit(1)
     if json_output:
-        _print_json(report)
+        print_json(report)
         return
     console = _console()
     console.print(f"post {report.post_id} @{report.account} {report.state}  {report.object_uri}")
@@ -262,7 +267,7 @@ def posts_scheduled(json_output: JsonOpt = False) -> None:
 
     rows = run_with_database(work)
     if json_output:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("post", "account", "due (UTC)", "source", "title")
     for row in rows:

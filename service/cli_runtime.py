@@ -13,6 +13,7 @@ from service.db.engine import Database
 from service.delivery_admin import wake_activities
 from service.job_queue import JobQueue
 from service.settings import get_settings
+from service.webhook_intake import enqueue_processing
 
 T = TypeVar("T")
 
@@ -37,17 +38,29 @@ def cli_failure(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-async def wake_workers(activity_ids: list[int]) -> None:
-    """Enqueue fan-out for committed activities, if Redis is reachable; the sweeper covers the
+async def _with_queue(work: Callable[[JobQueue], Awaitable[None]]) -> None:
+    """Run `work` with a queue connection, if Redis is reachable; the sweepers cover the
     rest, so a CLI run without Redis loses nothing."""
     settings = get_settings()
-    if not settings.redis_url or not activity_ids:
+    if not settings.redis_url:
         return
     try:
         queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
     except OSError:
         return
     try:
-        await wake_activities(queue, activity_ids)
+        await work(queue)
     finally:
         await queue.close()
+
+
+async def wake_workers(activity_ids: list[int]) -> None:
+    """Enqueue fan-out for committed activities."""
+    if activity_ids:
+        await _with_queue(lambda queue: wake_activities(queue, activity_ids))
+
+
+async def wake_webhook_processing(event_ids: list[int]) -> None:
+    """Enqueue processing of committed webhook events."""
+    if event_ids:
+        await _with_queue(lambda queue: enqueue_processing(queue, event_ids))

@@ -22,7 +22,7 @@ from service.db.models import Account, Follower
 from service.job_queue import JobQueue
 from service.monitoring import dead_letters
 from service.problems import Problem
-from service.routes import admin_deliveries, admin_federation, admin_posts
+from service.routes import admin_deliveries, admin_federation, admin_posts, admin_webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,23 @@ async def retry_dead_letters(
     selection = admin_deliveries.BulkSelection(host=host, all=everything and host is None)
     result = await _attempt("retried", admin_deliveries.retry_many(selection, database, queue))
     return ActionResult(result.code, count, None) if result.code == "retried" else result
+
+
+async def retry_webhooks(
+    database: Database, queue: JobQueue | None, *, event_id: int | None, everything: bool
+) -> ActionResult:
+    """Process one failed webhook event again, or every failed one."""
+    try:
+        if event_id is not None:
+            answer = await admin_webhooks.retry_one(event_id, database, queue)
+        elif everything:
+            selection = admin_webhooks.BulkWebhookSelection(all=True)
+            answer = await admin_webhooks.retry_many(selection, database, queue)
+        else:
+            return failed("choose a failed webhook or all")
+    except Problem as problem:
+        return failed(problem.detail)
+    return ActionResult("webhooks-retried", int(answer["retried"]))
 
 
 async def discard_dead_letters(

@@ -14,6 +14,7 @@ from service.svg_charts import Series, horizontal_bars, line_chart, stacked_bars
 
 NOTICES: dict[str, str] = {
     "retried": "Dead letters queued for delivery again",
+    "webhooks-retried": "Failed webhooks queued for processing again",
     "discarded": "Dead letters discarded",
     "host-paused": "Host paused",
     "host-resumed": "Host resumed",
@@ -65,12 +66,26 @@ class Overview:
     pending: list[monitoring.PendingFollow]
     accounts: list[monitoring.AccountSummary]
     posts: list[monitoring.RecentPost]
+    webhooks: monitoring.WebhookSummary
+    failed_webhooks: list[monitoring.FailedWebhook]
     charts: dict[str, Markup | None]
     alerts: list[str]
 
+    @property
+    def refused_webhooks(self) -> dict[str, int]:
+        """Refused webhook requests by reason, all sources together."""
+        totals: dict[str, int] = {}
+        for reasons in self.webhooks.rejected.values():
+            for reason, count in reasons.items():
+                totals[reason] = totals.get(reason, 0) + count
+        return dict(sorted(totals.items()))
+
 
 def _alerts(
-    queue: monitoring.QueueDepth, host_counts: dict[str, int], dead_total: int
+    queue: monitoring.QueueDepth,
+    host_counts: dict[str, int],
+    dead_total: int,
+    webhooks: monitoring.WebhookSummary,
 ) -> list[str]:
     """Headlines for the top of the page: what needs a human now."""
     alerts = []
@@ -84,6 +99,8 @@ def _alerts(
         alerts.append(f"{failing} destination host(s) failing or unavailable.")
     if dead_total:
         alerts.append(f"{dead_total} dead letter(s) can be retried or discarded.")
+    if webhooks.failed:
+        alerts.append(f"{webhooks.failed} webhook(s) failed to process and can be retried.")
     return alerts
 
 
@@ -129,6 +146,8 @@ async def overview(session: AsyncSession) -> Overview:
     dead_total, dead = await monitoring.dead_letters(session, limit=25)
     posts = await monitoring.recent_posts(session, limit=20)
     followers = await monitoring.follower_history(session, days=90)
+    webhooks = await monitoring.webhook_summary(session)
+    _, failed_webhooks = await monitoring.failed_webhooks(session, limit=25)
     return Overview(
         queue=queue,
         flow=flow,
@@ -141,8 +160,10 @@ async def overview(session: AsyncSession) -> Overview:
         pending=await monitoring.pending_follows(session, limit=50),
         accounts=await monitoring.account_summaries(session),
         posts=posts,
+        webhooks=webhooks,
+        failed_webhooks=failed_webhooks,
         charts=_charts(flow, followers, posts),
-        alerts=_alerts(queue, host_counts, dead_total),
+        alerts=_alerts(queue, host_counts, dead_total, webhooks),
     )
 
 

@@ -9,11 +9,13 @@ so each scrape, whichever process answers it, returns the same cluster-wide figu
   posts) are aggregates over the current rows;
 * counters are row counts of append-only tables (`webhook_events`, `activities`,
   `delivery_attempts`, `interactions`), and the latency histogram is bucketed over
-  `delivery_attempts.duration_ms`. Pruning old rows makes a counter go down; Prometheus reads
-  that as a counter reset, so prune rarely and in bulk.
+  `delivery_attempts.duration_ms`. Refused webhooks leave no row, so each API process adds
+  its in-memory counts of them to `webhook_rejections` every few seconds
+  (service.webhook_rejections); that counter is the table's sums. Pruning old rows makes a
+  counter go down; Prometheus reads that as a counter reset, so prune rarely and in bulk.
 
-Labels are bounded sets (source, state, outcome, activity type, health); never an inbox,
-host or actor.
+Labels are bounded sets (source, state, outcome, reason, activity type, health); never an
+inbox, host or actor.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.engine import Database
-from service.db.models import Activity, DeliveryAttempt, Interaction, Post, WebhookEvent
+from service.db.models import Activity, DeliveryAttempt, Interaction, Post
 from service.monitoring import (
     attempt_outcome,
     follower_counts,
     host_health_counts,
     queue_depth,
+    rejected_webhook_counts,
+    stored_webhook_counts,
     utcnow,
 )
 
@@ -56,6 +60,7 @@ CACHE_SECONDS: Final = 2.0
 METRIC_NAMES: Final = (
     "fedirelay_build_info",
     "fedirelay_webhooks_received_total",
+    "fedirelay_webhooks_rejected_total",
     "fedirelay_activities_published_total",
     "fedirelay_delivery_attempts_total",
     "fedirelay_delivery_duration_seconds",
@@ -86,20 +91,25 @@ class _Snapshot(Collector):
         return iter(self.families)
 
 
-async def _webhooks(session: AsyncSession) -> Metric:
-    family = CounterMetricFamily(
+async def _webhooks(session: AsyncSession) -> list[Metric]:
+    received = CounterMetricFamily(
         "fedirelay_webhooks_received",
         "Webhooks accepted and stored, by source and processing outcome.",
         labels=["source", "outcome"],
     )
-    rows = await session.execute(
-        select(WebhookEvent.source, WebhookEvent.state, func.count()).group_by(
-            WebhookEvent.source, WebhookEvent.state
-        )
+    for source, states in (await stored_webhook_counts(session)).items():
+        for state, count in states.items():
+            received.add_metric([source, state], count)
+    rejected = CounterMetricFamily(
+        "fedirelay_webhooks_rejected",
+        "Webhook requests refused before storage, by source and reason (counted in memory by "
+        "each API process and written every few seconds).",
+        labels=["source", "reason"],
     )
-    for source, state, count in rows:
-        family.add_metric([source, state], count)
-    return family
+    for source, reasons in (await rejected_webhook_counts(session)).items():
+        for reason, count in reasons.items():
+            rejected.add_metric([source, reason], count)
+    return [received, rejected]
 
 
 async def _activities(session: AsyncSession) -> Metric:
@@ -230,7 +240,7 @@ async def collect_families(database: Database) -> list[Metric]:
     now = utcnow()
     async with database.session() as session:
         families: list[Metric] = [_build_info()]
-        families.append(await _webhooks(session))
+        families.extend(await _webhooks(session))
         families.append(await _activities(session))
         families.extend(await _attempts(session))
         families.extend(await _queue(session, now))

@@ -27,6 +27,8 @@ from service.db.models import (
     FollowerSnapshot,
     Interaction,
     Post,
+    WebhookEvent,
+    WebhookRejection,
 )
 
 QUEUE_STATES: Final = ("ready", "scheduled", "in_flight", "retrying", "parked", "dead")
@@ -682,6 +684,95 @@ async def dead_letters(
     return total, letters
 
 
+# --- webhooks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSummary:
+    # Stored events by source, then state (received, processed, ignored, failed, scheduled).
+    stored: dict[str, dict[str, int]]
+    # Requests refused before storage by source, then reason (as in /metrics).
+    rejected: dict[str, dict[str, int]]
+    # Stored events whose processing failed and that wait for their next retry.
+    retrying: int
+    # Events that used up their retries (or cannot be parsed): an operator may retry them.
+    failed: int
+
+
+async def stored_webhook_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Stored webhook events by source, then state."""
+    stored: dict[str, dict[str, int]] = {}
+    rows = await session.execute(
+        select(WebhookEvent.source, WebhookEvent.state, func.count()).group_by(
+            WebhookEvent.source, WebhookEvent.state
+        )
+    )
+    for source, state, count in rows:
+        stored.setdefault(source, {})[state] = int(count)
+    return stored
+
+
+async def rejected_webhook_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Webhook requests refused before storage, by source, then reason (the counts every API
+    process has written so far; each writes every few seconds)."""
+    rejected: dict[str, dict[str, int]] = {}
+    for source, reason, count in await session.execute(
+        select(WebhookRejection.source, WebhookRejection.reason, WebhookRejection.count)
+    ):
+        rejected.setdefault(source, {})[reason] = int(count)
+    return rejected
+
+
+async def webhook_summary(session: AsyncSession) -> WebhookSummary:
+    stored = await stored_webhook_counts(session)
+    rejected = await rejected_webhook_counts(session)
+    retrying = await session.scalar(
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.state == "received", WebhookEvent.attempts > 0)
+    )
+    failed = sum(states.get("failed", 0) for states in stored.values())
+    return WebhookSummary(stored, rejected, int(retrying or 0), failed)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedWebhook:
+    event_id: int
+    source: str
+    event_type: str
+    delivery_key: str
+    attempts: int
+    error: str | None
+    received_at: datetime
+    failed_at: datetime | None
+
+
+async def failed_webhooks(
+    session: AsyncSession, *, source: str | None = None, limit: int = 100
+) -> tuple[int, list[FailedWebhook]]:
+    """Webhook events marked failed (newest first) and how many there are in all."""
+    where = [WebhookEvent.state == "failed"]
+    if source:
+        where.append(WebhookEvent.source == source)
+    total = await session.scalar(select(func.count()).select_from(WebhookEvent).where(*where))
+    rows = await session.execute(
+        select(
+            WebhookEvent.id,
+            WebhookEvent.source,
+            WebhookEvent.event_type,
+            WebhookEvent.delivery_key,
+            WebhookEvent.attempts,
+            WebhookEvent.error,
+            WebhookEvent.received_at,
+            WebhookEvent.processed_at,
+        )
+        .where(*where)
+        .order_by(WebhookEvent.id.desc())
+        .limit(limit)
+    )
+    return int(total or 0), [FailedWebhook(*row) for row in rows]
+
+
 # --- audience ------------------------------------------------------------------------------
 
 
@@ -838,4 +929,5 @@ async def overview(session: AsyncSession, window: timedelta) -> dict[str, Any]:
         "followers": await follower_counts(session),
         "scheduled_posts": len(await scheduled_posts(session, limit=1000)),
         "dead_letters": depth.counts["dead"],
+        "webhooks": await webhook_summary(session),
     }

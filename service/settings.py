@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     delivery_retry_time_scale: float = Field(
         1.0, description="Multiplies every retry wait; below 1 only for tests."
     )
+    webhook_max_retries: int = Field(
+        8,
+        ge=0,
+        description="Retries of a stored webhook whose processing fails (after 16 s, 31 s, "
+        "96 s, ... about 2.5 hours in all) before it is marked failed.",
+    )
 
     @field_validator("base_url")
     @classmethod

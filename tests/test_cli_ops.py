@@ -120,6 +120,7 @@ def test_status_json_is_the_monitoring_overview(cli):
         "followers",
         "scheduled_posts",
         "dead_letters",
+        "webhooks",
     }
 
 

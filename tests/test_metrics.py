@@ -78,6 +78,7 @@ async def test_metrics_need_no_admin_token_and_carry_no_per_host_labels(
     assert label_names <= {
         "source",
         "outcome",
+        "reason",
         "type",
         "state",
         "health",

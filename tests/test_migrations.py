@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.db.migrate import downgrade, upgrade
@@ -75,3 +75,33 @@ def test_upgrade_twice_is_a_no_op(empty_database_url):
     upgrade(empty_database_url)
     tables = set(_inspect(empty_database_url, lambda c: inspect(c).get_table_names()))
     assert "accounts" in tables
+
+
+def test_webhook_events_stored_before_the_retry_columns_start_with_no_attempts(
+    empty_database_url,
+):
+    upgrade(empty_database_url, "0003_instance_actor")
+
+    async def store_event() -> None:
+        engine = create_async_engine(empty_database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        "INSERT INTO webhook_events (source, delivery_key, event_type, headers,"
+                        " body, state) VALUES ('cms', 'k', 'published', '{}', :body, 'received')"
+                    ),
+                    {"body": b"{}"},
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(store_event())
+    upgrade(empty_database_url)
+
+    def read(connection):
+        return connection.execute(
+            text("SELECT attempts, next_attempt_at FROM webhook_events")
+        ).one()
+
+    assert tuple(_inspect(empty_database_url, read)) == (0, None)

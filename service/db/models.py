@@ -327,9 +327,30 @@ class WebhookEvent(Base):
     # received | processed | ignored | failed | scheduled
     state: Mapped[str] = mapped_column(String(16), default="received")
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The last processing failure; kept after a later success, for the record.
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Failed processing attempts so far, and when a `received` event may be tried again
+    # (None: as soon as a worker gets to it).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookRejection(Base):
+    """How many webhook requests were refused before storage, by source and reason.
+
+    Each API process counts in memory and adds its counts here in one statement every few
+    seconds, so a flood of bad requests costs no database write per request, and every
+    process reads the same cluster-wide totals.
+    """
+
+    __tablename__ = "webhook_rejections"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
 
 class BlockedDomain(Base):

@@ -1,6 +1,6 @@
 """Admin API: what the relay is doing (read only). Actions live with the modules that own them:
 dead letters and host pauses in admin_deliveries, follows in admin_federation, scheduled
-posts in admin_posts."""
+posts in admin_posts, failed webhooks in admin_webhooks."""
 
 from __future__ import annotations
 
@@ -85,6 +85,21 @@ async def dead_letters(
 ) -> dict[str, Any]:
     total, letters = await monitoring.dead_letters(session, host=host, limit=limit)
     return {"total": total, "items": letters}
+
+
+@router.get("/webhooks", summary="Webhooks stored (by state), refused (by reason), failing")
+async def webhooks(session: SessionDep) -> monitoring.WebhookSummary:
+    return await monitoring.webhook_summary(session)
+
+
+@router.get("/webhooks/failed", summary="Webhook events that gave up, newest first")
+async def failed_webhooks(
+    session: SessionDep,
+    source: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    total, events = await monitoring.failed_webhooks(session, source=source, limit=limit)
+    return {"total": total, "items": events}
 
 
 @router.get("/pending-follows", summary="Follow requests waiting for approval")

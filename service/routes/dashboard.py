@@ -262,6 +262,20 @@ async def retry_dead_letters(
     return _back("dead-letters", result.code, result.count, result.detail)
 
 
+@router.post("/actions/webhooks/retry")
+async def retry_webhooks(
+    _admin: ActionSession,
+    database: DatabaseDep,
+    queue: QueueDep,
+    event_id: Annotated[int | None, Form()] = None,
+    everything: Annotated[bool, Form(alias="all")] = False,
+) -> Response:
+    result = await dashboard_actions.retry_webhooks(
+        database, queue, event_id=event_id, everything=everything
+    )
+    return _back("webhooks", result.code, result.count, result.detail)
+
+
 @router.post("/actions/dead-letters/discard")
 async def discard_dead_letters(
     _admin: ActionSession,

@@ -4,6 +4,9 @@ Each one authenticates the raw body, parses it, stores the raw delivery (unique 
 delivery id) and answers 202; a worker renders and publishes. A redelivery answers 200 with the
 earlier outcome. `dry_run` (a body field for the CMS, a `?dry_run=true` query parameter for
 every source) answers with what would be published instead.
+
+The forge endpoints also take form-encoded bodies (the JSON in a `payload` field); the JSON is
+what is stored, so the worker reads every delivery the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from service.db.engine import Database
 from service.post_preview import preview_events
 from service.problems import Problem, validation_problem
 from service.settings import Settings
+from service.webhook_forms import form_payload, is_form
 from service.webhook_intake import (
     body_digest_key,
     delivery_key,
@@ -51,7 +55,7 @@ router = APIRouter(prefix="/hooks", tags=["webhooks"])
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": WebhookAnswer, "description": "A redelivery: the earlier outcome."},
     401: {"description": "Missing or wrong signature, or a stale timestamp."},
-    400: {"description": "The body is not JSON."},
+    400: {"description": "The body is not JSON (or a form without a JSON `payload` field)."},
     413: {"description": "The body is larger than the webhook limit."},
     422: {"description": "The body violates the schema; `errors` names the fields."},
 }
@@ -216,24 +220,38 @@ async def _forge_hook(
     signature_header: str | None,
     event_name: str,
     delivery_id: str | None,
+    signs_form_payload: bool,
 ) -> JSONResponse:
     """Forgejo, Gitea and GitHub send the same kinds of events the same way: verify the raw
-    body, parse the event, store it."""
+    body, parse the event, store it.
+
+    A form-encoded body carries the JSON in its `payload` field. GitHub signs the body as
+    sent; Forgejo and Gitea sign the JSON they put in the field (`signs_form_payload`), so
+    for them the field is taken out first and verified byte for byte as they encoded it.
+    """
     settings = _settings(request)
     body = await request.body()
-    _authentic(verify, secret=secret, signature_header=signature_header, body=body)
+    document = body
+    if not is_form(request.headers.get("content-type")):
+        _authentic(verify, secret=secret, signature_header=signature_header, body=body)
+    elif signs_form_payload:
+        document = form_payload(body)
+        _authentic(verify, secret=secret, signature_header=signature_header, body=document)
+    else:
+        _authentic(verify, secret=secret, signature_header=signature_header, body=body)
+        document = form_payload(body)
     try:
         parsed = parse_forge_event(
-            source, event_name, parse_json_body(body), settings.star_milestone_list
+            source, event_name, parse_json_body(document), settings.star_milestone_list
         )
     except PayloadError as exc:
         raise _schema_problem(exc) from exc
     return await _accept(
         request,
         source=source,
-        key=delivery_key(delivery_id, body),
+        key=delivery_key(delivery_id, document),
         event_type=event_name,
-        body=body,
+        body=document,
         parsed=parsed,
         dry_run=_dry_run_requested(request),
     )
@@ -251,6 +269,7 @@ async def forgejo_hook(request: Request) -> JSONResponse:
         signature_header=headers.get("x-forgejo-signature", headers.get("x-gitea-signature")),
         event_name=headers.get("x-forgejo-event") or headers.get("x-gitea-event") or "",
         delivery_id=headers.get("x-forgejo-delivery") or headers.get("x-gitea-delivery"),
+        signs_form_payload=True,
     )
 
 
@@ -266,4 +285,5 @@ async def github_hook(request: Request) -> JSONResponse:
         signature_header=headers.get("x-hub-signature-256"),
         event_name=headers.get("x-github-event") or "",
         delivery_id=headers.get("x-github-delivery"),
+        signs_form_payload=False,
     )
