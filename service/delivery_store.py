@@ -201,7 +201,7 @@ def claim_due_sync(
     (their hosts already have enough work in this process)."""
     lease_until = now + timedelta(seconds=lease_seconds)
     dialect = _dialect(executor)
-    statement = _claim_statement(dialect, len(activity_ids) > 1, bool(skip_hosts))
+    statement = _claim_statement(dialect, len(activity_ids) > 1, bool(skip_hosts), after_id > 0)
     result = executor.execute(
         statement,
         {
@@ -225,22 +225,26 @@ def claim_due_sync(
 # Claims are built once per shape with bound parameters: building the statement afresh, with
 # the activity ids as literal values, cost more Python per claim than SQLite spent running it
 # (every claim also walked the values again for the compiled-statement cache key).
-_CLAIM_STATEMENTS: dict[tuple[str, bool, bool], Any] = {}
+_CLAIM_STATEMENTS: dict[tuple[str, bool, bool, bool], Any] = {}
 _NOW = bindparam("c_now", type_=_DELIVERIES.c.next_attempt_at.type)
 _ACTIVITY_IDS = bindparam("c_activities", expanding=True)
 
 
-def _claim_statement(dialect: str, many_activities: bool, skipping_hosts: bool) -> Any:
-    key = (dialect, many_activities, skipping_hosts)
+def _claim_statement(
+    dialect: str, many_activities: bool, skipping_hosts: bool, from_cursor: bool
+) -> Any:
+    key = (dialect, many_activities, skipping_hosts, from_cursor)
     statement = _CLAIM_STATEMENTS.get(key)
     if statement is None:
         statement = _CLAIM_STATEMENTS[key] = _build_claim(*key)
     return statement
 
 
-def _build_claim(dialect: str, many_activities: bool, skipping_hosts: bool) -> Any:
+def _build_claim(
+    dialect: str, many_activities: bool, skipping_hosts: bool, from_cursor: bool
+) -> Any:
     if dialect == "sqlite" and many_activities:
-        conditions = _walk_by_id(_NOW)
+        conditions = _walk_by_id(_NOW, from_cursor)
     else:
         activities = (
             Delivery.activity_id.in_(_ACTIVITY_IDS)
@@ -248,8 +252,7 @@ def _build_claim(dialect: str, many_activities: bool, skipping_hosts: bool) -> A
             else Delivery.activity_id == bindparam("c_activity")
         )
         # `=` for the common single activity keeps the plan on the (activity_id, id) walk.
-        conditions = [activities, *_claimable(_NOW)]
-    conditions.append(Delivery.id > bindparam("c_after"))
+        conditions = [activities, *_claimable(_NOW), Delivery.id > bindparam("c_after")]
     if skipping_hosts:
         conditions.append(Delivery.host.not_in(bindparam("c_skip", expanding=True)))
     candidates = (
@@ -281,7 +284,7 @@ def _build_claim(dialect: str, many_activities: bool, skipping_hosts: bool) -> A
 _First = aliased(Delivery)
 
 
-def _walk_by_id(now: Any) -> list[ColumnElement[bool]]:
+def _walk_by_id(now: Any, from_cursor: bool) -> list[ColumnElement[bool]]:
     """Conditions for claiming several activities' rows on SQLite by walking the table in id
     order from the first of their rows, stopping at the claim's size.
 
@@ -289,11 +292,19 @@ def _walk_by_id(now: Any) -> list[ColumnElement[bool]]:
     and sorts every due row of the table at every claim, which made claims of a multi-activity
     job cost several times those of single-activity jobs. The `+ 0` and `|| ''` keep it off
     the activity and state indexes, so the only plan left is the id walk; a job's activities
-    were published together, so their rows lie close to one another."""
-    first = select(func.min(_First.id)).where(_First.activity_id.in_(_ACTIVITY_IDS))
+    were published together, so their rows lie close to one another.
+
+    The walk starts at the job's first row or, once it has claimed, just after the cursor (a
+    row of the job): never both bounds, for SQLite would start its walk at the first row
+    every time and test every row before the cursor again."""
+    if from_cursor:
+        start = Delivery.id > bindparam("c_after")
+    else:
+        first = select(func.min(_First.id)).where(_First.activity_id.in_(_ACTIVITY_IDS))
+        start = Delivery.id >= first.scalar_subquery()
     return [
         (Delivery.activity_id + 0).in_(_ACTIVITY_IDS),
-        Delivery.id >= first.scalar_subquery(),
+        start,
         *_claimable(now, Delivery.state + ""),
     ]
 
