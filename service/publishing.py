@@ -94,25 +94,23 @@ async def publish_activities(
     # Set here rather than by the database: SQLite's CURRENT_TIMESTAMP has whole seconds,
     # and delivery latency is measured from this instant.
     created_at = datetime.now(UTC)
-    # Core statements, not the unit of work: nothing needs the rows as ORM objects.
+    # One cached Core statement with a parameter set per activity: SQLAlchemy renders it as
+    # multi-row INSERTs without compiling it again, and nothing needs ORM objects here.
     inserted = await session.execute(
-        insert(Activity)
-        .values(
-            [
-                {
-                    "created_at": created_at,
-                    "activity_uri": str(item.document["id"]),
-                    "account_id": account.id,
-                    "post_id": item.post.id if item.post is not None else None,
-                    "activity_type": str(item.document.get("type", "")),
-                    "document": item.document,
-                    "in_outbox": item.in_outbox,
-                    "webhook_event_id": item.webhook_event_id,
-                }
-                for item in outgoing
-            ]
-        )
-        .returning(Activity.id, Activity.activity_uri)
+        insert(Activity.__table__).returning(Activity.id, Activity.activity_uri),
+        [
+            {
+                "created_at": created_at,
+                "activity_uri": str(item.document["id"]),
+                "account_id": account.id,
+                "post_id": item.post.id if item.post is not None else None,
+                "activity_type": str(item.document.get("type", "")),
+                "document": item.document,
+                "in_outbox": item.in_outbox,
+                "webhook_event_id": item.webhook_event_id,
+            }
+            for item in outgoing
+        ],
     )
     ids_by_uri = {uri: activity_id for activity_id, uri in inserted}
     published: list[PublishedActivity] = []
@@ -124,7 +122,7 @@ async def publish_activities(
         rows.extend(item_rows)
         published.append(PublishedActivity(activity_id, activity_uri, len(item_rows)))
     if rows:
-        await session.execute(insert(Delivery), rows)
+        await session.execute(insert(Delivery.__table__), rows)
     return published
 
 
