@@ -111,6 +111,8 @@ def other_cpu(relay: RelayProcesses, fleet: FleetHandle) -> dict[str, float]:
         seconds["api"] = relay.api.cpu_seconds()
     if relay.redis_server.process is not None:
         seconds["redis"] = process_cpu_seconds(relay.redis_server.process.pid)
+    if relay.postgres is not None:
+        seconds["postgres"] = relay.postgres.cpu_seconds()
     seconds["bench"] = process_cpu_seconds(os.getpid())
     return seconds
 

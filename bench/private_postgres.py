@@ -8,6 +8,7 @@ connections. PostgreSQL refuses to run as root, so when we are root the server r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -16,6 +17,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from service.embedded_redis import free_port
 
@@ -48,6 +51,22 @@ class PrivatePostgres:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+
+    def cpu_seconds(self) -> float:
+        """CPU of the whole cluster so far: the server, its live backends, and the backends
+        that have exited (which the server has waited for)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            server = psutil.Process(int(pid_file.read_text().split()[0]))
+            times = server.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in server.children():
+                with contextlib.suppress(psutil.Error):
+                    child_times = child.cpu_times()
+                    total += child_times.user + child_times.system
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return 0.0
+        return float(total)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"

@@ -65,7 +65,7 @@ FOLLOWER_DOCUMENT_MAX_AGE = timedelta(minutes=10)
 
 # Activities applied in one transaction: enough to share its cost, few enough that a
 # failure (which applies them again one by one) costs little.
-APPLY_GROUP = 50
+APPLY_GROUP = 200
 
 PROCESSED = "processed"
 IGNORED = "ignored"

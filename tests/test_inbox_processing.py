@@ -40,7 +40,7 @@ from tests.federation_peers import (
     create_post,
     post_signed,
 )
-from workers.inbox_tasks import enqueue_received, snapshot_followers
+from workers.inbox_tasks import enqueue_received, snapshot_followers, waiting_received
 
 pytest_plugins = ("tests.fleet_fixture",)
 
@@ -615,6 +615,18 @@ async def test_sweeper_enqueues_activities_left_received(
     finally:
         await queue.close()
     assert await redis.exists(f"arq:job:{settings.queue_name}:inbox:{row_id}") == 1
+
+
+async def test_a_processing_job_takes_along_the_activities_still_waiting(
+    relay: Relay, fleet: Fleet, database: Database, settings: Settings
+) -> None:
+    actors = [fleet.actor(n % 2, n // 2) for n in range(4)]
+    sent = [(a, activity_from(a, "Like", f"{settings.base_url}/objects/x")) for a in actors]
+    first, own, *waiting = await _received(relay, settings, sent)
+    await relay.processor.process(first)
+
+    assert await waiting_received(database, [own], 10) == waiting
+    assert await waiting_received(database, [own], 1) == waiting[:1]
 
 
 async def test_follower_snapshot_records_the_day_count_per_account(

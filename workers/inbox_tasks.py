@@ -30,6 +30,8 @@ from workers.context import context_of
 # How long a received activity may wait for its job before the sweeper enqueues it again.
 SWEEP_AFTER = timedelta(seconds=20)
 SWEEP_BATCH = 1000
+# Activities one processing job applies at most, its own batch included.
+MERGE_LIMIT = 200
 _PROCESSOR = "inbox_processor"
 _FETCHER = "inbox_fetcher"
 
@@ -61,14 +63,35 @@ async def process_inbox_activity(ctx: dict[str, Any], inbox_activity_id: int) ->
 async def process_inbox_activities(
     ctx: dict[str, Any], inbox_activity_ids: list[int]
 ) -> dict[str, int]:
-    """A batch stored together by the inbox; each activity is applied on its own."""
+    """A batch stored together by the inbox, and whatever else has arrived meanwhile."""
     worker = context_of(ctx)
     processor: InboxProcessor = worker["resources"][_PROCESSOR]
+    ids = [int(i) for i in inbox_activity_ids]
+    ids.extend(await waiting_received(worker["database"], ids, MERGE_LIMIT - len(ids)))
     outcomes: dict[str, int] = {}
-    states = await processor.process_many([int(i) for i in inbox_activity_ids], worker["queue"])
+    states = await processor.process_many(sorted(ids), worker["queue"])
     for state in states:
         outcomes[state or "skipped"] = outcomes.get(state or "skipped", 0) + 1
     return outcomes
+
+
+async def waiting_received(database: Database, taken: list[int], limit: int) -> list[int]:
+    """Up to `limit` other received activities, oldest first.
+
+    Under load the inbox stores requests a few at a time, each batch with its job; a job
+    that takes along what has arrived since makes the transactions and the Accepts' delivery
+    job large where they would be many and small. The jobs of the activities taken along
+    then find nothing left to claim."""
+    if limit <= 0:
+        return []
+    async with database.session() as session:
+        rows = await session.execute(
+            select(InboxActivity.id)
+            .where(InboxActivity.state == "received", InboxActivity.id.not_in(taken))
+            .order_by(InboxActivity.id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
 
 
 async def sweep_received_inbox(ctx: dict[str, Any]) -> int:
