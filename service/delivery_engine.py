@@ -42,11 +42,11 @@ from federation.urls import InstanceUrls
 from service.account_store import active_key
 from service.db.engine import Database
 from service.db.models import Account, Activity
+from service.db.transactions import Transactions
 from service.delivery_store import (
     ClaimedDelivery,
     Outcome,
     SyncExecutor,
-    Transactions,
     claim_due_sync,
     due_activity_ids,
     load_host_health_sync,
@@ -263,7 +263,7 @@ class DeliveryEngine:
             seconds=min(TOTAL_TIMEOUT + 5.0, settings.delivery_lease_seconds / 2)
         )
         self.rng = rng or random.Random()
-        self.transactions = Transactions(database)
+        self.transactions = Transactions(database, "delivery-store")
         self.writer = OutcomeWriter(self.transactions, self.window)
         self.signer = (
             ThreadPoolExecutor(settings.delivery_signing_threads, "delivery-signing")

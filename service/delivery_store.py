@@ -16,12 +16,10 @@ inbox with the same ordering key is unfinished (so an Update never overtakes its
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,7 +40,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, aliased
 
 from federation.host_health import HEALTH_UNAVAILABLE, HostHealth
-from service.db.engine import Database, sqlite_writer_engine
 from service.db.models import Account, Delivery, DeliveryAttempt, DestinationHost, Follower
 
 FINISHED_STATES: Final = ("delivered", "dead", "discarded")
@@ -57,7 +54,6 @@ Executor = AsyncSession | AsyncConnection
 # What the statements run on: every store function is synchronous underneath, so the engine
 # can run a whole transaction on a thread of its own (SQLite) or through `run_sync`.
 SyncExecutor = Session | Connection
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,41 +92,6 @@ def _dialect(executor: SyncExecutor) -> str:
     if isinstance(executor, Connection):
         return executor.dialect.name
     return executor.get_bind().dialect.name
-
-
-class Transactions:
-    """Runs a synchronous unit of work in one transaction of its own.
-
-    On a SQLite file the work runs on one connection in a thread of its own: through aiosqlite
-    every statement, fetch and commit is a separate trip to the connection's thread and back
-    to the event loop, which cost the worker more CPU than SQLite itself; in a thread the
-    whole transaction is one trip. On PostgreSQL (or an in-memory SQLite database, which
-    another connection would not see) it runs on a pooled async connection.
-    """
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._engine = sqlite_writer_engine(database.url) if database.is_sqlite else None
-        self._thread = ThreadPoolExecutor(1, "delivery-store") if self._engine is not None else None
-
-    async def run(self, work: Callable[..., _T], *args: Any) -> _T:
-        engine, thread = self._engine, self._thread
-        if engine is None or thread is None:
-            async with self.database.engine.begin() as connection:
-                return await connection.run_sync(work, *args)
-
-        def transaction() -> _T:
-            with engine.begin() as connection:
-                return work(connection, *args)
-
-        return await asyncio.get_running_loop().run_in_executor(thread, transaction)
-
-    async def close(self) -> None:
-        engine, thread = self._engine, self._thread
-        self._engine = self._thread = None
-        if engine is not None and thread is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
-            thread.shutdown(wait=False)
 
 
 def _due(now: Any, state: Any = Delivery.state) -> ColumnElement[bool]:

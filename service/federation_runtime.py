@@ -139,6 +139,7 @@ class FederationRuntime:
 
     async def close(self) -> None:
         await self.fetcher.aclose()
+        await self.inbox_writer.close()
 
 
 @asynccontextmanager

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from federation.inbox_activities import InboxEnvelope
 from service.db.engine import Database
 from service.db.models import InboxActivity
+from service.db.transactions import Transactions
 from service.job_queue import JobQueue
-from service.remote_actors import LearnedKey, record_remote_actors
+from service.remote_actors import LearnedKey, record_remote_actors_sync
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,10 @@ class InboxWriter:
         # Keys learned while verifying requests, committed with the next batch.
         self._keys: dict[str, LearnedKey] = {}
         self._drainer: asyncio.Task[None] | None = None
+        # On SQLite a whole batch is one trip to a writer thread, so the write lock is held
+        # only while SQLite works (the worker waits for it otherwise).
+        self._transactions = Transactions(database, "inbox")
+        self._statement = _insert_statement(database.is_sqlite)
 
     def record_key(self, learned: LearnedKey) -> None:
         """Commit a verified key with the next batch (the verifier holds it in memory
@@ -132,20 +138,32 @@ class InboxWriter:
                 if not item.done.done():
                     item.done.set_result(row_id)
 
+    async def close(self) -> None:
+        """Let go of the writer connection (at shutdown, once requests are answered)."""
+        await self._transactions.close()
+
     async def _insert(self, rows: list[dict[str, Any]], keys: list[LearnedKey]) -> list[int | None]:
-        dialect_insert = sqlite.insert if self._database.is_sqlite else postgresql.insert
-        # One cached statement executed with many parameter sets: SQLAlchemy renders it as
-        # a single multi-row INSERT ("insertmanyvalues") without compiling it again.
-        statement = (
-            dialect_insert(InboxActivity)
-            .on_conflict_do_nothing(index_elements=[InboxActivity.activity_uri])
-            .returning(InboxActivity.id, InboxActivity.activity_uri)
-        )
-        inserted: dict[str, int] = {}
-        async with self._database.engine.begin() as connection:
-            await record_remote_actors(connection, keys=keys)
-            if rows:
-                result = await connection.execute(statement, rows)
-                inserted = {str(uri): int(row_id) for row_id, uri in result}
+        inserted = await self._transactions.run(_write_batch, self._statement, rows, keys)
         # A row id goes to the first request carrying that activity id; repeats get None.
         return [inserted.pop(str(row["activity_uri"]), None) for row in rows]
+
+
+def _insert_statement(is_sqlite: bool) -> Any:
+    # One statement executed with many parameter sets: SQLAlchemy renders it as a single
+    # multi-row INSERT ("insertmanyvalues") without compiling it again.
+    table = InboxActivity.__table__
+    return (
+        (sqlite.insert if is_sqlite else postgresql.insert)(table)
+        .on_conflict_do_nothing(index_elements=[table.c.activity_uri])
+        .returning(table.c.id, table.c.activity_uri)
+    )
+
+
+def _write_batch(
+    connection: Connection, statement: Any, rows: list[dict[str, Any]], keys: list[LearnedKey]
+) -> dict[str, int]:
+    """The batch's keys and activities in one transaction; the new rows' ids by activity id."""
+    record_remote_actors_sync(connection, keys=keys)
+    if not rows:
+        return {}
+    return {str(uri): int(row_id) for row_id, uri in connection.execute(statement, rows)}

@@ -10,9 +10,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from federation.inbox_activities import ActorEndpoints
 from service.db.models import RemoteActor
@@ -97,8 +98,8 @@ def _learned_key_row(learned: LearnedKey, now: datetime) -> tuple[str, dict[str,
     }
 
 
-async def record_remote_actors(
-    connection: AsyncConnection | AsyncSession,
+def record_remote_actors_sync(
+    connection: Connection | Session,
     *,
     keys: Sequence[LearnedKey] = (),
     endpoints: Sequence[ActorEndpoints] = (),
@@ -112,13 +113,20 @@ async def record_remote_actors(
         *(_endpoint_row(actor, now) for actor in endpoints),
     ]:
         rows.setdefault(kind, []).append(row)
-    dialect = (
-        connection.get_bind().dialect.name
-        if isinstance(connection, AsyncSession)
-        else (connection.dialect.name)
-    )
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
     for kind, parameters in rows.items():
-        await connection.execute(_remote_actor_upsert(dialect, kind), parameters)
+        connection.execute(_remote_actor_upsert(bind.dialect.name, kind), parameters)
+
+
+async def record_remote_actors(
+    session: AsyncSession,
+    *,
+    keys: Sequence[LearnedKey] = (),
+    endpoints: Sequence[ActorEndpoints] = (),
+) -> None:
+    await session.run_sync(
+        lambda sync: record_remote_actors_sync(sync, keys=keys, endpoints=endpoints)
+    )
 
 
 async def remember_key(session: AsyncSession, learned: LearnedKey) -> None:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, select, tuple_
+from sqlalchemy import Connection, Insert, Table, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from service.db.engine import Database, sqlite_writer_engine
+from service.db.engine import Database
 from service.db.models import WebhookEvent
+from service.db.transactions import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ class WebhookEventWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._unannounced: list[int] = []
         self._announcer: asyncio.Task[None] | None = None
-        self._thread: SqliteWriterThread | None = None
-        if database.is_sqlite and (engine := sqlite_writer_engine(database.url)) is not None:
-            self._thread = SqliteWriterThread(engine)
+        self._transactions = Transactions(database, "webhook")
 
     async def store(self, delivery: PendingDelivery) -> StoredDelivery:
         future: asyncio.Future[StoredDelivery] = asyncio.get_running_loop().create_future()
@@ -97,19 +95,14 @@ class WebhookEventWriter:
         for task in (self._flusher, self._announcer):
             if task is not None and not task.done():
                 await asyncio.wait({task}, timeout=CLOSE_SECONDS)
-        if self._thread is not None:
-            await self._thread.close()
+        await self._transactions.close()
 
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             deliveries = [delivery for delivery, _ in batch]
             try:
-                if self._thread is not None:
-                    outcomes = await self._thread.run(write_batch, self._insert, deliveries)
-                else:
-                    async with self.database.engine.begin() as connection:
-                        outcomes = await connection.run_sync(write_batch, self._insert, deliveries)
+                outcomes = await self._transactions.run(write_batch, self._insert, deliveries)
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
                 log.warning("storing %d webhook deliveries failed: %r", len(batch), exc)
                 for _, future in batch:
@@ -140,30 +133,6 @@ class WebhookEventWriter:
                 await self.after_commit(event_ids)
             except Exception as exc:  # noqa: BLE001 - best effort; the sweeper covers it
                 log.warning("enqueueing %d webhook events failed: %r", len(event_ids), exc)
-
-
-class SqliteWriterThread:
-    """One thread holding one connection, which runs a whole transaction per call."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-writer")
-
-    async def run(
-        self,
-        work: Callable[[Connection, Insert, list[PendingDelivery]], list[StoredDelivery]],
-        insert: Insert,
-        batch: list[PendingDelivery],
-    ) -> list[StoredDelivery]:
-        def transaction() -> list[StoredDelivery]:
-            with self.engine.begin() as connection:
-                return work(connection, insert, batch)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
-        self._executor.shutdown(wait=False)
 
 
 def write_batch(

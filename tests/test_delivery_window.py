@@ -12,8 +12,9 @@ from bench.fleet import Fleet
 from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Delivery
+from service.db.transactions import Transactions
 from service.delivery_engine import DeliveryEngine, OutcomeWriter, _Run, utcnow
-from service.delivery_store import Outcome, Transactions
+from service.delivery_store import Outcome
 from service.delivery_tracking import ClaimWindow, HostSlots
 from service.delivery_transport import InboxPoster, inbox_connections
 from service.settings import Settings
