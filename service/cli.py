@@ -435,10 +435,12 @@ from service.cli_migration import register_community_commands  # noqa: E402
 register_community_commands(app, accounts_app)
 
 from service.cli_ops import register_ops_commands  # noqa: E402
+from service.feeds_cli import feeds_app  # noqa: E402
 from service.webhook_cli import webhooks_app  # noqa: E402
 
 register_ops_commands(app)
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(feeds_app, name="feeds")
 
 
 def main() -> None:

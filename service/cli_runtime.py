@@ -4,7 +4,8 @@ failing with a message and an exit code."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import typer
@@ -38,20 +39,30 @@ def cli_failure(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-async def _with_queue(work: Callable[[JobQueue], Awaitable[None]]) -> None:
-    """Run `work` with a queue connection, if Redis is reachable; the sweepers cover the
-    rest, so a CLI run without Redis loses nothing."""
+@contextlib.asynccontextmanager
+async def optional_queue() -> AsyncIterator[JobQueue | None]:
+    """A queue connection if Redis is configured and reachable, else None: the sweepers
+    cover the rest, so a CLI run without Redis loses nothing."""
     settings = get_settings()
     if not settings.redis_url:
+        yield None
         return
     try:
         queue = await JobQueue.connect(settings.redis_url, settings.queue_name)
     except OSError:
+        yield None
         return
     try:
-        await work(queue)
+        yield queue
     finally:
         await queue.close()
+
+
+async def _with_queue(work: Callable[[JobQueue], Awaitable[None]]) -> None:
+    """Run `work` with a queue connection, if Redis is reachable."""
+    async with optional_queue() as queue:
+        if queue is not None:
+            await work(queue)
 
 
 async def wake_workers(activity_ids: list[int]) -> None:
