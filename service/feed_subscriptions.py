@@ -19,9 +19,13 @@ from federation.timestamps import format_timestamp
 from federation.urls import InstanceUrls
 from service.db.engine import Database
 from service.db.models import Account, FeedSubscription
-from service.feed_polling import FeedFetcher, FeedFetchError, FeedPoller
 from service.job_queue import JobQueue
 from service.settings import Settings
+
+# `service.feed_polling` (and with it httpx) is imported where a feed is fetched, not here:
+# the CLI imports this module for every command, `fedirelay worker` included, and httpx
+# imported before the worker's logging is set up brings rich and pygments along
+# (tests/test_worker_footprint.py).
 
 
 class FeedSubscriptionCreate(BaseModel):
@@ -96,6 +100,8 @@ async def add_subscription(
     session: AsyncSession, settings: Settings, body: FeedSubscriptionCreate
 ) -> FeedSubscription:
     """Subscribe a feed; its first poll is due at once (and only records what it holds)."""
+    from service.feed_polling import FeedFetcher, FeedFetchError
+
     fetcher = FeedFetcher(settings)
     try:
         fetcher.check(body.url)
@@ -139,6 +145,8 @@ async def poll_subscription(
     subscription_id: int,
 ) -> dict[str, Any]:
     """Poll at once instead of waiting for the schedule; what the poll found."""
+    from service.feed_polling import FeedPoller
+
     async with database.session() as session:
         await get_subscription(session, subscription_id)
     poller = FeedPoller(settings, database, urls, queue)
