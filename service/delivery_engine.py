@@ -159,9 +159,14 @@ class OutcomeWriter:
             await self._ready.wait()
             if not self._now.is_set():
                 linger = self.linger_window_full if self.window.waiting else self.linger
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(linger):
-                        await self._now.wait()
+                # asyncio.wait, not a timeout around the wait: on Python 3.11 a cancellation
+                # arriving as the timeout fires can come out as the TimeoutError, which would
+                # be suppressed here, leaving this loop running and `close()` waiting on it.
+                commit_now = asyncio.ensure_future(self._now.wait())
+                try:
+                    await asyncio.wait({commit_now}, timeout=linger)
+                finally:
+                    commit_now.cancel()
             self._ready.clear()
             self._now.clear()
             await self.flush()

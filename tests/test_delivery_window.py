@@ -198,3 +198,16 @@ async def test_rows_in_flight_never_exceed_the_window_across_concurrent_activiti
     assert attempted == [30, 30, 30, 30]
     assert await delivery_states(database) == {"delivered": 120}
     assert 0 < peak <= WINDOW
+
+
+async def test_the_outcome_writer_stops_when_cancelled_as_its_linger_ends(
+    database: Database,
+) -> None:
+    writer = OutcomeWriter(Transactions(database), ClaimWindow(8), linger=0.002)
+    for attempt in range(60):
+        running = asyncio.create_task(writer.run())
+        writer._ready.set()  # nothing to commit: the loop only lingers, again and again
+        await asyncio.sleep(0.002 + (attempt % 4) * 0.0005)
+        running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=1.0)
+        assert done, "the writer kept running after it was cancelled"
