@@ -49,6 +49,7 @@ from service.remote_actors import (
     find_remote_actor,
     forget_remote_actor,
     fresh_endpoints,
+    record_remote_actors,
     remember_endpoints,
     stored_endpoints,
     upsert_statement,
@@ -312,6 +313,7 @@ class InboxProcessor:
         outcomes: list[Outcome | None] = [None] * len(follows)
         accounts: list[Account | None] = []
         rows: list[dict[str, Any]] = []
+        fetched: list[ActorEndpoints] = []
         now = datetime.now(UTC)
         for index, (item, prepared) in enumerate(follows):
             account = await self._local_account(session, item.object_id or "")
@@ -322,7 +324,7 @@ class InboxProcessor:
             endpoints = prepared.endpoints
             assert endpoints is not None  # noqa: S101 - _prepare guarantees it
             if not prepared.endpoints_stored:
-                await remember_endpoints(session, endpoints)
+                fetched.append(endpoints)
             rows.append(
                 {
                     "account_id": account.id,
@@ -335,6 +337,9 @@ class InboxProcessor:
                     "created_at": now,
                 }
             )
+        # The batch's actors are distinct, so one upsert records all their documents.
+        if fetched:
+            await record_remote_actors(session, endpoints=fetched)
         followers = await _upsert_followers(session, rows)
         to_accept: dict[int, list[tuple[int, Follower]]] = {}
         for index, ((item, _), account) in enumerate(zip(follows, accounts, strict=True)):
