@@ -1,6 +1,6 @@
 """Fan-out benchmarks: throughput per worker, shared-inbox fan-out, cost per host.
 
-The fleet runs in its own process (``python -m bench.fleet``) and verifies every
+The fleet runs in its own process (``python -m bench.harness.fleet``) and verifies every
 signature; the relay runs as an API process and N worker processes. Followers are
 inserted in bulk; posts are published with the relay's publishing path and enqueued.
 Time runs from the commit of the posts to the last verified arrival at the fleet.
@@ -25,12 +25,12 @@ from typing import Any
 
 import psutil
 
-from bench.fleet_control import RemoteFleet, SpawnedFleet, spawn_fleet
-from bench.fleet_observer import ArrivalSummary, arrivals_since, wait_for_verified
+from bench.harness.fleet_control import RemoteFleet, SpawnedFleet, spawn_fleet
+from bench.harness.fleet_observer import ArrivalSummary, arrivals_since, wait_for_verified
+from bench.harness.relay_process import RelayProcesses
 from bench.machine_ceiling import signing_ceiling
 from bench.profiling import hot_spots, sampled
 from bench.relay_load import insert_followers, publish_posts
-from bench.relay_process import RelayProcesses
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bench.harness.relay_process import RelayProcesses
+from bench.harness.webhook_client import CMS_SETTINGS, cms_published, signed_headers
 from bench.profiling import hot_spots, sampled
-from bench.relay_process import RelayProcesses
-from bench.webhook_client import CMS_SETTINGS, cms_published, signed_headers
 from service.db.models import WebhookEvent
 
 _DONE = """

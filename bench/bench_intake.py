@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.bench_fanout import FleetHandle, fleet_process, other_cpu, process_cpu_seconds
-from bench.fleet_observer import arrivals_since
+from bench.harness.fleet_observer import arrivals_since
+from bench.harness.relay_process import RelayProcesses
 from bench.machine_ceiling import signing_ceiling
 from bench.profiling import hot_spots, sampled
-from bench.relay_process import RelayProcesses
 from service.db.models import Follower, InboxActivity
 
 

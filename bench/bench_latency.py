@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 
 from bench.bench_fanout import FleetHandle, fleet_process
-from bench.fleet_observer import ArrivalSummary, arrivals_since, wait_for_verified
+from bench.harness.fleet_observer import ArrivalSummary, arrivals_since, wait_for_verified
+from bench.harness.relay_process import RelayProcesses
+from bench.harness.webhook_client import CMS_SETTINGS, cms_published, send_cms_webhook
 from bench.relay_load import insert_followers
-from bench.relay_process import RelayProcesses
-from bench.webhook_client import CMS_SETTINGS, cms_published, send_cms_webhook
 
 
 def percentile(values: list[float], share: float) -> float:

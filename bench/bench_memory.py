@@ -15,8 +15,8 @@ import json
 from typing import Any
 
 from bench.bench_fanout import fleet_process, timed_fanout
+from bench.harness.relay_process import RelayProcesses
 from bench.relay_load import insert_followers
-from bench.relay_process import RelayProcesses
 
 LIMIT_MB = 150.0
 GROWTH_LIMIT = 0.10

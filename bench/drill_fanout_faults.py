@@ -21,14 +21,14 @@ from sqlalchemy import func, select
 
 from bench.bench_fanout import FleetHandle, fleet_process
 from bench.drill_report import DrillReport
-from bench.fleet_observer import (
+from bench.harness.fleet_observer import (
     ArrivalSummary,
     arrivals_since,
     wait_for_distinct,
     wait_for_verified,
 )
+from bench.harness.relay_process import RelayProcesses
 from bench.relay_load import PublishedBatch, insert_followers, publish_posts
-from bench.relay_process import RelayProcesses
 from service.db.models import Delivery
 
 # A lease shorter than the default so a killed worker's deliveries are taken over within a

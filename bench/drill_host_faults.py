@@ -34,9 +34,9 @@ from sqlalchemy import select
 
 from bench.bench_fanout import FleetHandle, fleet_process
 from bench.drill_report import DrillReport
-from bench.fleet_observer import ArrivalSummary, wait_for_distinct
+from bench.harness.fleet_observer import ArrivalSummary, wait_for_distinct
+from bench.harness.relay_process import RelayProcesses
 from bench.relay_load import PublishedBatch, insert_followers, publish_posts
-from bench.relay_process import RelayProcesses
 from service.db.models import Delivery, DeliveryAttempt, DestinationHost
 
 SLOWNESS_FACTOR = 1.5

@@ -31,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from bench.bench_fanout import fleet_process
-from bench.cavage_reference import sign_request
 from bench.drill_report import DrillReport
-from bench.fleet_observer import arrivals_since
-from bench.relay_process import RelayProcesses
+from bench.harness.cavage_reference import sign_request
+from bench.harness.fleet_observer import arrivals_since
+from bench.harness.relay_process import RelayProcesses
 from service.db.models import Follower
 
 FLOOD_ADDRESS = "127.0.99.1"

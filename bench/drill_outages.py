@@ -11,7 +11,7 @@ Create reached every host, verified.
 
 Redis is killed (SIGKILL) and restarted empty on the same port, without persistence: the
 worst case, every queued job is gone and only the sweepers can bring the work back. The
-PostgreSQL drill runs the relay on a private cluster (`bench/private_postgres.py`) and
+PostgreSQL drill runs the relay on a private cluster (`bench/harness/private_postgres.py`) and
 restarts it with ``pg_ctl stop -m fast``; the machine's shared cluster is never touched.
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 
 from bench.bench_fanout import FleetHandle, fleet_process
 from bench.drill_report import DrillReport
-from bench.fleet_observer import wait_for_distinct
+from bench.harness.fleet_observer import wait_for_distinct
+from bench.harness.relay_process import RelayProcesses
+from bench.harness.webhook_client import CMS_SETTINGS
 from bench.relay_load import insert_followers
-from bench.relay_process import RelayProcesses
-from bench.webhook_client import CMS_SETTINGS
 from bench.webhook_stream import WebhookOutcome, WebhookStream, wait_for_posts
 
 # The drill's lease is shorter than the default so work claimed before an outage is taken

@@ -14,20 +14,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.fleet import Fleet
-from federation.urls import InstanceUrls
-from service.db.engine import Database
-from service.db.migrate import upgrade
-from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, inbox_connections
-from service.settings import Settings
-from tests.delivery_scenarios import (
+from bench.harness.delivery_scenarios import (
     create_account,
     follow_from_fleet,
     note_activity,
     publish,
     trust_account_key,
 )
+from bench.harness.fleet import Fleet
+from federation.activitypub.urls import InstanceUrls
+from service.db.engine import Database
+from service.db.migrate import upgrade
+from service.delivery.engine import DeliveryEngine
+from service.delivery.signed_posts import InboxPoster, inbox_connections
+from service.runtime.settings import Settings
 
 
 async def run(hosts: int, followers: int, activities: int, database_url: str) -> None:

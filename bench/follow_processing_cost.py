@@ -31,13 +31,13 @@ from typing import Any
 import uvloop
 from sqlalchemy import event, func, insert, select
 
-from bench.private_postgres import PrivatePostgres
-from federation.urls import InstanceUrls
-from service.account_store import AccountStore
+from bench.harness.private_postgres import PrivatePostgres
+from federation.activitypub.urls import InstanceUrls
+from service.accounts.store import AccountStore
 from service.db.engine import Database
 from service.db.migrate import upgrade_async
 from service.db.models import Activity, Follower, InboxActivity, RemoteActor
-from service.inbox_processing import InboxProcessor
+from service.inbox.processing import InboxProcessor
 
 BASE_URL = "http://relay.bench"
 

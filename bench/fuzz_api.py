@@ -2,7 +2,7 @@
 
 Runs schemathesis (its `not_a_server_error` check only: other checks judge schema
 conformance, which is not the point here) against a relay started by
-:class:`~bench.relay_process.RelayProcesses`, with the admin token, over every operation
+:class:`~bench.harness.relay_process.RelayProcesses`, with the admin token, over every operation
 under ``/api/admin`` and ``/hooks``, with a bounded number of examples per operation.
 
     python -m bench.fuzz_api --max-examples 25
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.relay_process import RelayProcesses
-from bench.webhook_client import CMS_SETTINGS
+from bench.harness.relay_process import RelayProcesses
+from bench.harness.webhook_client import CMS_SETTINGS
 
 PATHS = r"^/(api/admin|hooks)"
 

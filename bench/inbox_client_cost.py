@@ -22,7 +22,7 @@ import uvloop
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
-from service.delivery_transport import (
+from service.delivery.signed_posts import (
     InboxPoster,
     PreparedActivity,
     delivery_session,

@@ -19,10 +19,14 @@ from typing import Any
 import aiohttp
 from sqlalchemy import insert, select
 
-from bench.relay_process import RelayProcesses
-from federation.vocabulary import AS_CONTEXT, PUBLIC
+from bench.harness.relay_process import RelayProcesses
+from federation.activitypub.vocabulary import AS_CONTEXT, PUBLIC
 from service.db.models import Account, Follower
-from service.publishing import PublishedActivity, enqueue_deliveries, publish_activity
+from service.publishing.activity_records import (
+    PublishedActivity,
+    enqueue_deliveries,
+    publish_activity,
+)
 
 _INSERT_CHUNK = 5000
 

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select
 
-from bench.relay_process import RelayProcesses
-from bench.webhook_client import cms_published, signed_headers
+from bench.harness.relay_process import RelayProcesses
+from bench.harness.webhook_client import cms_published, signed_headers
 from service.db.models import Activity, Post
 
 

@@ -13,7 +13,7 @@ import sys
 
 from arq.worker import run_worker
 
-from service.settings import get_settings
+from service.runtime.settings import get_settings
 from workers.worker import worker_settings
 
 

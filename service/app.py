@@ -10,42 +10,42 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
-from federation.urls import InstanceUrls
-from service.body_limits import BodySizeLimit
+from federation.activitypub.urls import InstanceUrls
 from service.db.engine import Database
-from service.job_queue import JobQueue
-from service.logging_setup import RequestLogContext, configure_logging
-from service.problems import install_problem_handlers
-from service.rejection_tracking import WebhookRejectionTracking
-from service.routes import (
+from service.runtime.job_queue import JobQueue
+from service.runtime.settings import Settings, get_settings
+from service.runtime.structured_logs import RequestLogContext, configure_logging
+from service.web.admin_api import accounts as admin_accounts
+from service.web.admin_api import analytics as admin_analytics
+from service.web.admin_api import community as admin_community
+from service.web.admin_api import deliveries as admin_deliveries
+from service.web.admin_api import featured as admin_featured
+from service.web.admin_api import federation as admin_federation
+from service.web.admin_api import feeds as admin_feeds
+from service.web.admin_api import mastodon_targets as admin_mastodon_targets
+from service.web.admin_api import monitoring as admin_monitoring
+from service.web.admin_api import posts as admin_posts
+from service.web.admin_api import preview
+from service.web.admin_api import routing as admin_routing
+from service.web.admin_api import webhooks as admin_webhooks
+from service.web.body_limits import BodySizeLimit
+from service.web.dashboard import pages as dashboard
+from service.web.problems import install_problem_handlers
+from service.web.routes import (
     actors,
-    admin_accounts,
-    admin_analytics,
-    admin_deliveries,
-    admin_featured,
-    admin_federation,
-    admin_feeds,
-    admin_mastodon_targets,
-    admin_migration,
-    admin_monitoring,
-    admin_posts,
-    admin_routing,
-    admin_webhooks,
     collections,
-    dashboard,
     discovery,
     feeds,
     health,
     hooks,
     inbox,
     objects,
-    preview,
     tags,
 )
-from service.routes import metrics as metrics_routes
-from service.settings import Settings, get_settings
-from service.webhook_intake import close_webhook_writer
-from service.webhook_rejections import RejectionCounter
+from service.web.routes import metrics as metrics_routes
+from service.webhooks.intake import close_webhook_writer
+from service.webhooks.rejection_middleware import WebhookRejectionTracking
+from service.webhooks.rejections import RejectionCounter
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_posts.router,
         admin_routing.router,
         preview.router,
-        admin_migration.router,
+        admin_community.router,
         admin_featured.router,
         admin_analytics.router,
         admin_feeds.router,

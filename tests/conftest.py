@@ -11,10 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from bench.harness.relay_harness import asgi_client
 from service.app import create_app
 from service.db.engine import Database
-from service.embedded_redis import EmbeddedRedis
-from service.settings import Settings
+from service.runtime.embedded_redis import EmbeddedRedis
+from service.runtime.settings import Settings
 from tests.database_backends import (
     POSTGRES_ENV,
     create_postgres_database,
@@ -23,7 +24,6 @@ from tests.database_backends import (
     postgres_admin_url,
     table_names_for_cleanup,
 )
-from tests.relay_harness import asgi_client
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 TEST_BASE_URL = "http://relay.test"

@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 
-from bench.fleet import FleetActor
-from federation.http_signatures import sign_request
-from federation.signature_time import format_http_date
-from federation.vocabulary import AS_CONTEXT, PUBLIC
-from service.account_store import AccountStore
+from bench.harness.fleet import FleetActor
+from federation.activitypub.vocabulary import AS_CONTEXT, PUBLIC
+from federation.signatures.cavage import sign_request
+from federation.signatures.time_window import format_http_date
+from service.accounts.store import AccountStore
 from service.db.engine import Database
 from service.db.models import Account, Post
-from service.settings import Settings
+from service.runtime.settings import Settings
 
 ACTIVITY_JSON = "application/activity+json"
 

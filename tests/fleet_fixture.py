@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.fleet import Fleet
+from bench.harness.fleet import Fleet
 
 
 @pytest.fixture

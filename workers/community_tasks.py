@@ -11,8 +11,8 @@ from typing import Any
 
 from arq.cron import cron
 
-from service.feed_polling import FeedPoller
-from service.mastodon_counts import MastodonCountsRefresher
+from service.mastodon.counts import MastodonCountsRefresher
+from service.polling.feeds import FeedPoller
 from workers.context import context_of
 
 _POLLER = "feed_poller"

@@ -6,10 +6,10 @@ from typing import Any, TypedDict
 
 from arq.connections import ArqRedis
 
-from federation.urls import InstanceUrls
+from federation.activitypub.urls import InstanceUrls
 from service.db.engine import Database
-from service.job_queue import JobQueue
-from service.settings import Settings
+from service.runtime.job_queue import JobQueue
+from service.runtime.settings import Settings
 
 
 class WorkerContext(TypedDict, total=False):

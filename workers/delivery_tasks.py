@@ -7,10 +7,10 @@ from typing import Any
 
 from arq.cron import cron
 
-from service.delivery_engine import DeliveryEngine
-from service.delivery_transport import InboxPoster, delivery_session, inbox_connections
-from service.logging_setup import log_context
-from service.mastodon_delivery import MastodonDelivery
+from service.delivery.engine import DeliveryEngine
+from service.delivery.signed_posts import InboxPoster, delivery_session, inbox_connections
+from service.mastodon.status_delivery import MastodonDelivery
+from service.runtime.structured_logs import log_context
 from workers.context import context_of
 
 ENGINE = "delivery_engine"

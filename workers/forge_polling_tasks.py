@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from arq.cron import cron
 
-from service.forge_client import ForgeClient, ForgeError
-from service.forge_polling import PollReport, poll_repository
+from service.polling.forge_api import ForgeClient, ForgeError
+from service.polling.forge_repositories import PollReport, poll_repository
 from workers.context import context_of
 
 log = logging.getLogger(__name__)

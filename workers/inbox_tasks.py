@@ -17,14 +17,14 @@ from typing import Any
 from arq.cron import cron
 from sqlalchemy import delete, func, select
 
+from service.accounts.instance_actor import instance_signer
 from service.db.engine import Database
 from service.db.models import Account, Follower, FollowerSnapshot, InboxActivity
-from service.inbox_processing import InboxProcessor
-from service.inbox_store import PROCESS_TASK, processing_job_id
-from service.instance_actor import instance_signer
-from service.job_queue import JobQueue
-from service.remote_actors import upsert_statement
-from service.remote_documents import RemoteDocumentFetcher
+from service.inbox.processing import InboxProcessor
+from service.inbox.store import PROCESS_TASK, processing_job_id
+from service.remote.actors import upsert_statement
+from service.remote.documents import RemoteDocumentFetcher
+from service.runtime.job_queue import JobQueue
 from workers.context import context_of
 
 # How long a received activity may wait for its job before the sweeper enqueues it again.

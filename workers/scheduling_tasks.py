@@ -9,9 +9,9 @@ from typing import Any
 from arq.cron import cron
 
 from service.db.engine import Database
-from service.job_queue import JobQueue
-from service.publishing import enqueue_deliveries
-from service.scheduled_posts import due_post_ids, publish_due_post
+from service.publishing.activity_records import enqueue_deliveries
+from service.publishing.scheduled_posts import due_post_ids, publish_due_post
+from service.runtime.job_queue import JobQueue
 from workers.context import context_of
 
 

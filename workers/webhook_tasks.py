@@ -6,9 +6,9 @@ from typing import Any
 
 from arq.cron import cron
 
-from service.logging_setup import log_context
-from service.webhook_processing import process_webhook_event as process_stored_event
-from service.webhook_processing import requeue_stale_events
+from service.publishing.webhook_events import process_webhook_event as process_stored_event
+from service.publishing.webhook_events import requeue_stale_events
+from service.runtime.structured_logs import log_context
 from workers.context import context_of
 
 

@@ -10,16 +10,16 @@ from typing import Any
 
 from arq.cron import CronJob
 
-from federation.urls import InstanceUrls
+from federation.activitypub.urls import InstanceUrls
 from service.db.engine import Database
-from service.job_queue import JobQueue, redis_settings
-from service.logging_setup import (
+from service.runtime.job_queue import JobQueue, redis_settings
+from service.runtime.settings import Settings, get_settings
+from service.runtime.structured_logs import (
     CONSOLE_ONLY_MODULES,
     bind_job_context,
     configure_logging,
     without_optional_modules,
 )
-from service.settings import Settings, get_settings
 
 # Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
 # STARTUP and SHUTDOWN hooks that receive the ctx.

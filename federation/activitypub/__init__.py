@@ -1,0 +1,2 @@
+"""ActivityPub and ActivityStreams documents: actors, collections, activities, WebFinger, NodeInfo
+and the URLs everything lives at."""

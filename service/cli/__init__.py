@@ -1,0 +1,1 @@
+"""The `fedirelay` command line."""

@@ -1,0 +1,1 @@
+"""The read side for operators: monitoring queries, Prometheus metrics and analytics."""

@@ -1,0 +1,2 @@
+"""The web layer: public routes, the admin API, the dashboard, and what they share (problem
+details, body limits, content negotiation, page templates)."""

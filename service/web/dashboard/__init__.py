@@ -1,0 +1,1 @@
+"""The operations dashboard at /ops: pages, actions, session cookies and charts."""
