@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,20 @@ from tests.database_backends import (
     postgres_admin_url,
     table_names_for_cleanup,
 )
+
+
+def forget_callers_settings() -> None:
+    """Every setting a test uses comes from the test: a `FEDIRELAY_*` variable in the shell that
+    runs the suite (say `FEDIRELAY_TEST_MODE=true` left from `make run`) would otherwise reach
+    every `Settings()` and every relay process a test starts. Only the suite's own switch, the
+    PostgreSQL URL, is kept."""
+    for name in [name for name in os.environ if name.startswith("FEDIRELAY_")]:
+        if name != POSTGRES_ENV:
+            del os.environ[name]
+
+
+# At import, before any test module is collected (xdist workers inherit the cleaned environment).
+forget_callers_settings()
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 TEST_BASE_URL = "http://relay.test"
