@@ -40,7 +40,6 @@ from federation.signatures.structured_fields import (
     Item,
     Parameters,
     StructuredFieldError,
-    Token,
     parse_dictionary,
     serialize_inner_list,
     serialize_item,
@@ -181,7 +180,7 @@ def build_signature_base(
 
 def _component_value(component: Item, request: _Request) -> str:
     name = component.value
-    if not isinstance(name, str) or isinstance(name, Token):
+    if not isinstance(name, str):
         raise SignatureMalformed("component identifiers must be strings")
     if component.params:
         raise SignatureUnsupported(f"component parameters on {name!r} are not supported")
@@ -266,7 +265,7 @@ def _string_param(params: Parameters, name: str, *, required: bool) -> str | Non
         if required:
             raise SignatureMalformed(f"signature has no {name} parameter")
         return None
-    if not isinstance(value, str) or isinstance(value, Token) or not value:
+    if not isinstance(value, str) or not value:
         raise SignatureMalformed(f"signature {name} parameter must be a non-empty string")
     return value
 

@@ -76,6 +76,14 @@ def test_content_digest_that_is_not_a_dictionary_is_malformed() -> None:
         verify_content_digest_header("sha-256=abc def", BODY)
 
 
+def test_content_digest_repeating_an_algorithm_is_malformed() -> None:
+    # With the last member winning, a wrong first sha-256 would go unnoticed here while
+    # another reader of the same field checks it.
+    value = content_digest_header(b"forged") + ", " + content_digest_header(BODY)
+    with pytest.raises(DigestMalformed, match="duplicate"):
+        verify_content_digest_header(value, BODY)
+
+
 def test_content_digest_member_that_is_not_bytes_is_malformed() -> None:
     with pytest.raises(DigestMalformed):
         verify_content_digest_header('sha-256="abc"', BODY)

@@ -45,7 +45,6 @@ from federation.signatures.structured_fields import (
     StructuredFieldError,
     Token,
     parse_dictionary,
-    parse_item,
     serialize_inner_list,
     serialize_item,
 )
@@ -343,6 +342,15 @@ def test_we_refuse_a_library_signature_over_a_tampered_body_digest() -> None:
         _verify_own("POST", INBOX, request.headers, RSA.public_pem, time.time())
 
 
+def test_a_repeated_signature_label_is_refused_even_if_its_last_input_verifies() -> None:
+    added = sign_message("POST", INBOX, {}, b"{}", "k", RSA.private_pem, now=NOW)
+    added["Signature-Input"] = (
+        'sig1=("@authority");created=1;keyid="other", ' + added["Signature-Input"]
+    )
+    with pytest.raises(SignatureMalformed, match="duplicate"):
+        _verify_own("POST", INBOX, added, RSA.public_pem, NOW)
+
+
 # --- parsing --------------------------------------------------------------------------------
 
 
@@ -440,7 +448,19 @@ def test_structured_serialisation_round_trips_a_signature_input() -> None:
 
 def test_structured_token_serialises_bare_and_string_quoted() -> None:
     assert serialize_item(Item(Token("abc"), {"n": "v"})) == 'abc;n="v"'
-    assert serialize_item(parse_item('"abc"')) == '"abc"'
+    string = parse_dictionary('s="abc"')["s"]
+    assert isinstance(string, Item)
+    assert serialize_item(string) == '"abc"'
+
+
+def test_structured_dictionary_refuses_a_repeated_key() -> None:
+    with pytest.raises(StructuredFieldError, match="duplicate dictionary key 'a'"):
+        parse_dictionary("a=1, b=2, a=3")
+
+
+def test_structured_parameters_may_repeat_and_the_last_wins() -> None:
+    # RFC 9651 section 4.2.3.2; signature parameters are checked by name after parsing.
+    assert parse_dictionary("a=1;p=1;p=2") == {"a": Item(1, {"p": 2})}
 
 
 @pytest.mark.parametrize(
