@@ -3,6 +3,10 @@
 Only request signatures are handled, with the derived components a server-to-server
 request needs; anything else a signer may cover (`@query-param`, `@status`, field
 parameters such as `sf` or `req`) is refused as unsupported rather than half-implemented.
+
+Kept rather than http-message-signatures' verifier, which is 2.4 times the CPU: ~247
+against ~104 us per verified 2 KB inbox POST with an RSA-2048 key, the same coverage and
+the Content-Digest checked (bench/signature_verification_cost.py; library 3.0.0).
 """
 
 from __future__ import annotations
