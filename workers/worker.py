@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from service.runtime.structured_logs import (
     configure_logging,
     without_optional_modules,
 )
+from workers.health_check import HEALTH_CHECK_INTERVAL_SECONDS, health_check_key
 
 # Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
 # STARTUP and SHUTDOWN hooks that receive the ctx.
@@ -114,9 +114,8 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # Retries are scheduled by the relay from the database, never by arq.
         "max_tries": 1,
         "keep_result": 0,
-        "health_check_interval": 10,
-        # Per host, so `fedirelay worker --check` in a pod answers for that pod's worker.
-        "health_check_key": f"{settings.queue_name}:health-check:{socket.gethostname()}",
+        "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+        "health_check_key": health_check_key(settings),
         "handle_signals": True,
     }
     options.update(overrides)

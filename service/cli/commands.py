@@ -78,28 +78,40 @@ def worker(
     check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker is healthy")] = False,
 ) -> None:
     """Run an arq worker (fan-out, delivery, scheduling, inbox processing)."""
-    from arq.worker import check_health, run_worker
+    settings = get_settings()
+    if check:
+        _check_worker_health(settings)
+    from arq.worker import run_worker
 
     from workers.worker import limit_malloc_arenas, worker_settings
 
     limit_malloc_arenas()
-    settings = get_settings()
     try:
         options = worker_settings(settings)
     except RuntimeError as exc:
         raise cli_failure(str(exc)) from exc
-    if check:
-        raise typer.Exit(check_health(options["redis_settings"], options["health_check_key"]))
     _use_uvloop()
     while True:
         try:
-            run_worker(options)  # type: ignore[arg-type]
+            run_worker(options)
             return
         except (RedisError, OSError) as exc:
             # arq stops when Redis goes away; the database still holds every job's work, so
             # wait for Redis instead of leaving recovery to a supervisor.
             typer.echo(f"worker lost Redis ({exc}); starting again in {REDIS_RETRY_SECONDS} s")
             time.sleep(REDIS_RETRY_SECONDS)
+
+
+def _check_worker_health(settings: Settings) -> None:
+    """Exit 0 with the worker's report if a worker runs on this host, else 1 with the reason
+    (one line each: the chart's liveness probe shows it in the pod's events)."""
+    from workers.health_check import worker_health
+
+    health = asyncio.run(worker_health(settings))
+    if not health.healthy:
+        raise cli_failure(health.detail)
+    typer.echo(health.detail)
+    raise typer.Exit(0)
 
 
 def _use_uvloop() -> None:

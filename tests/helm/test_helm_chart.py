@@ -33,6 +33,7 @@ from tests.helm.helm_rendering import (
     validate_keda_object,
     validate_strictly,
 )
+from tests.workers.test_worker_health_check import WORKER_LIVENESS_PROBE
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 FULLNAME = "relay-fedirelay"
@@ -428,8 +429,10 @@ def test_api_probes_hit_livez_and_readyz_on_the_container_port(helm_engine: Any)
 
 
 def test_worker_probe_runs_the_worker_health_check(default_chart: RenderedChart) -> None:
+    # The command tests/workers runs against a live worker and against none.
+    assert WORKER_LIVENESS_PROBE == ["fedirelay", "worker", "--check"]
     worker = container(default_chart, "Deployment", WORKER)
-    assert worker["livenessProbe"]["exec"]["command"] == ["fedirelay", "worker", "--check"]
+    assert worker["livenessProbe"]["exec"]["command"] == WORKER_LIVENESS_PROBE
     assert "ports" not in worker
 
 
