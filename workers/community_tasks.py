@@ -47,7 +47,6 @@ async def refresh_mastodon_counts(ctx: dict[str, Any]) -> int:
     return await refresher.refresh()
 
 
-TASKS: list[Any] = []
 CRON_JOBS = [
     cron(poll_feeds, second={41}, run_at_startup=True),
     cron(refresh_mastodon_counts, minute={7, 22, 37, 52}, second={0}),

@@ -11,7 +11,9 @@ from service.delivery.engine import DeliveryEngine
 from service.delivery.signed_posts import InboxPoster, delivery_session, inbox_connections
 from service.mastodon.status_delivery import MastodonDelivery
 from service.runtime.structured_logs import log_context
+from service.runtime.tasks import DELIVER_ACTIVITIES
 from workers.context import context_of
+from workers.task_functions import TaskFunction
 
 ENGINE = "delivery_engine"
 HTTP_SESSION = "delivery_http_session"
@@ -83,7 +85,7 @@ async def sweep_deliveries(ctx: dict[str, Any]) -> int:
     return await _engine(ctx).sweep()
 
 
-TASKS = [deliver_activities]
+TASKS = [TaskFunction(DELIVER_ACTIVITIES, deliver_activities)]
 CRON_JOBS = [
     cron(
         sweep_deliveries,

@@ -21,11 +21,13 @@ from service.accounts.instance_actor import instance_signer
 from service.db.engine import Database
 from service.db.models import Account, Follower, FollowerSnapshot, InboxActivity
 from service.inbox.processing import InboxProcessor
-from service.inbox.store import PROCESS_TASK, processing_job_id
+from service.inbox.store import processing_job_id
 from service.remote.actors import upsert_statement
 from service.remote.documents import RemoteDocumentFetcher
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import PROCESS_INBOX_ACTIVITIES, PROCESS_INBOX_ACTIVITY
 from workers.context import context_of
+from workers.task_functions import TaskFunction
 
 # How long a received activity may wait for its job before the sweeper enqueues it again.
 SWEEP_AFTER = timedelta(seconds=20)
@@ -115,7 +117,7 @@ async def enqueue_received(
         pending = list(ids)
     enqueued = 0
     for row_id in pending:
-        if await queue.enqueue(PROCESS_TASK, row_id, job_id=processing_job_id(row_id)):
+        if await queue.enqueue(PROCESS_INBOX_ACTIVITY, row_id, job_id=processing_job_id(row_id)):
             enqueued += 1
     return enqueued
 
@@ -166,7 +168,10 @@ async def prune_inbox_activities(ctx: dict[str, Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-TASKS = [process_inbox_activity, process_inbox_activities]
+TASKS = [
+    TaskFunction(PROCESS_INBOX_ACTIVITY, process_inbox_activity),
+    TaskFunction(PROCESS_INBOX_ACTIVITIES, process_inbox_activities),
+]
 CRON_JOBS = [
     cron(sweep_received_inbox, second={13}, run_at_startup=True),
     cron(take_follower_snapshots, hour={0}, minute={5}, second={0}, run_at_startup=True),

@@ -12,7 +12,9 @@ from service.db.engine import Database
 from service.publishing.activity_records import enqueue_deliveries
 from service.publishing.scheduled_posts import due_post_ids, publish_due_post
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import PUBLISH_SCHEDULED_POST
 from workers.context import context_of
+from workers.task_functions import TaskFunction
 
 
 async def _publish(database: Database, queue: JobQueue, urls: Any, post_id: int) -> bool:
@@ -40,5 +42,5 @@ async def sweep_due_posts(ctx: dict[str, Any]) -> int:
     return published
 
 
-TASKS = [publish_scheduled_post]
+TASKS = [TaskFunction(PUBLISH_SCHEDULED_POST, publish_scheduled_post)]
 CRON_JOBS = [cron(sweep_due_posts, second=set(range(0, 60, 3)), run_at_startup=True, unique=True)]

@@ -9,7 +9,9 @@ from arq.cron import cron
 from service.publishing.webhook_events import process_webhook_event as process_stored_event
 from service.publishing.webhook_events import requeue_stale_events
 from service.runtime.structured_logs import log_context
+from service.runtime.tasks import PROCESS_WEBHOOK_EVENTS
 from workers.context import context_of
+from workers.task_functions import TaskFunction
 
 
 async def process_webhook_events(ctx: dict[str, Any], event_ids: list[int]) -> int:
@@ -30,7 +32,7 @@ async def sweep_received_webhooks(ctx: dict[str, Any]) -> int:
     return await requeue_stale_events(worker["database"], worker["queue"])
 
 
-TASKS = [process_webhook_events]
+TASKS = [TaskFunction(PROCESS_WEBHOOK_EVENTS, process_webhook_events)]
 CRON_JOBS = [
     cron(sweep_received_webhooks, second={0, 15, 30, 45}, run_at_startup=True, unique=True)
 ]

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.cron import CronJob
+from arq.worker import Function
 
 from federation.activitypub.urls import InstanceUrls
 from service.db.engine import Database
@@ -20,9 +21,11 @@ from service.runtime.structured_logs import (
     without_optional_modules,
 )
 from workers.health_check import HEALTH_CHECK_INTERVAL_SECONDS, health_check_key
+from workers.task_functions import TaskFunction
 
-# Task modules register here; each exposes TASKS (coroutines) and optionally CRON_JOBS,
-# STARTUP and SHUTDOWN hooks that receive the ctx.
+# Task modules register here; each exposes TASKS (TaskFunctions: a declared task and the
+# coroutine that runs it) and CRON_JOBS, or either, and optionally STARTUP and SHUTDOWN hooks
+# that receive the ctx.
 TASK_MODULES: tuple[str, ...] = (
     "workers.inbox_tasks",
     "workers.delivery_tasks",
@@ -89,17 +92,24 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await database.dispose()
 
 
+def task_functions() -> list[Function]:
+    """Every task module's functions, each under the name its task is declared with."""
+    functions: list[Function] = []
+    for module in _modules():
+        entries: list[TaskFunction[Any]] = getattr(module, "TASKS", [])
+        functions.extend(entry.arq_function() for entry in entries)
+    return functions
+
+
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for arq's Worker, built from the relay's settings."""
-    functions: list[Any] = []
     cron_jobs: list[CronJob] = []
     for module in _modules():
-        functions.extend(getattr(module, "TASKS", []))
         cron_jobs.extend(getattr(module, "CRON_JOBS", []))
     if not settings.redis_url:
         raise RuntimeError("FEDIRELAY_REDIS_URL is not set (use `fedirelay run` for development)")
     options: dict[str, Any] = {
-        "functions": functions,
+        "functions": task_functions(),
         "cron_jobs": cron_jobs,
         "redis_settings": redis_settings(settings.redis_url),
         "queue_name": settings.queue_name,

@@ -27,11 +27,10 @@ from service.db.models import InboxActivity
 from service.db.transactions import Transactions
 from service.remote.actors import LearnedKey, record_remote_actors_sync
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import PROCESS_INBOX_ACTIVITIES
 
 log = logging.getLogger(__name__)
 
-PROCESS_TASK = "process_inbox_activity"
-PROCESS_BATCH_TASK = "process_inbox_activities"
 MAX_BATCH = 500
 
 
@@ -133,7 +132,7 @@ class InboxWriter:
             new_ids = [row_id for row_id in ids if row_id is not None]
             queue = self._queue()
             if new_ids and queue is not None:
-                await queue.enqueue(PROCESS_BATCH_TASK, new_ids, job_id=batch_job_id(new_ids))
+                await queue.enqueue(PROCESS_INBOX_ACTIVITIES, new_ids, job_id=batch_job_id(new_ids))
             for item, row_id in zip(batch, ids, strict=True):
                 if not item.done.done():
                     item.done.set_result(row_id)

@@ -20,6 +20,7 @@ from federation.activitypub.audience import delivery_inboxes, inbox_host
 from federation.activitypub.urls import InstanceUrls
 from service.db.models import Account, Activity, Delivery, Follower, MastodonTarget, Post
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import DELIVER_ACTIVITIES
 
 FOLLOWERS = "followers"
 
@@ -195,9 +196,6 @@ async def _mastodon_target_rows(
     ]
 
 
-FANOUT_TASK = "deliver_activities"
-
-
 def fanout_job_id(activity_ids: Sequence[int], reason: str = "") -> str:
     """One id per set of activities (and reason), so the same wake-up is not queued twice."""
     first, last = activity_ids[0], activity_ids[-1]
@@ -225,7 +223,7 @@ async def enqueue_fanout(
     for start in range(0, len(ids), FANOUT_BATCH):
         chunk = ids[start : start + FANOUT_BATCH]
         if await queue.enqueue(
-            FANOUT_TASK, chunk, job_id=fanout_job_id(chunk, reason), defer_until=defer_until
+            DELIVER_ACTIVITIES, chunk, job_id=fanout_job_id(chunk, reason), defer_until=defer_until
         ):
             queued += 1
     return queued

@@ -29,8 +29,8 @@ from service.publishing.activity_records import (
 )
 from service.publishing.targets import find_post, target_accounts
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import PUBLISH_SCHEDULED_POST
 
-PUBLISH_SCHEDULED_TASK = "publish_scheduled_post"
 _VOLATILE_KEYS = ("updated",)
 
 
@@ -73,7 +73,7 @@ async def announce(queue: JobQueue | None, outcome: PublishOutcome) -> None:
         return
     for post_id, due in outcome.scheduled:
         await queue.enqueue(
-            PUBLISH_SCHEDULED_TASK, post_id, job_id=scheduled_job_id(post_id, due), defer_until=due
+            PUBLISH_SCHEDULED_POST, post_id, job_id=scheduled_job_id(post_id, due), defer_until=due
         )
 
 

@@ -1,4 +1,5 @@
-"""JobQueue: the one way the relay puts work on Redis.
+"""JobQueue: the one way the relay puts work on Redis, one job of a declared task
+(service.runtime.tasks) at a time.
 
 Redis is transport only. Every job refers to state already committed to the database, and the
 sweepers re-enqueue anything whose job was lost, so a failed enqueue is logged, not fatal.
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import RedisError
 
+from service.runtime.tasks import Task
+
 log = logging.getLogger(__name__)
+Argument = TypeVar("Argument")
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -36,26 +40,28 @@ class JobQueue:
 
     async def enqueue(
         self,
-        function: str,
-        *args: Any,
+        task: Task[Argument],
+        argument: Argument,
+        *,
         job_id: str | None = None,
         defer_until: datetime | None = None,
     ) -> bool:
-        """Enqueue a job; False when Redis is unreachable or the job id is already queued."""
+        """Enqueue a job of `task`; False when Redis is unreachable or the job id is already
+        queued."""
         if job_id is not None:
             # arq's job ids are global to the Redis database; prefixing the queue name keeps
             # relays (or test runs) that share one Redis from blocking each other's jobs.
             job_id = f"{self.queue_name}:{job_id}"
         try:
             job = await self.redis.enqueue_job(
-                function,
-                *args,
+                task.name,
+                argument,
                 _job_id=job_id,
                 _queue_name=self.queue_name,
                 _defer_until=defer_until,
             )
         except (RedisError, OSError) as exc:
-            log.warning("enqueue of %s failed; the sweeper will retry: %s", function, exc)
+            log.warning("enqueue of %s failed; the sweeper will retry: %s", task.name, exc)
             return False
         return job is not None
 

@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.db.engine import Database
 from service.runtime.job_queue import JobQueue
+from service.runtime.tasks import PROCESS_WEBHOOK_EVENTS
 from service.web.problems import Problem
 from service.webhooks.group_commit import PendingDelivery, StoredDelivery, WebhookEventWriter
 
-PROCESS_WEBHOOKS_TASK = "process_webhook_events"
 # How long a sender should wait before redelivering when the database is unavailable.
 RETRY_AFTER_SECONDS = 30
 _MAX_DELIVERY_KEY = 200
@@ -122,4 +122,4 @@ async def enqueue_processing(queue: JobQueue | None, event_ids: list[int]) -> No
     """One job for a batch of stored deliveries (processing each is idempotent)."""
     if queue is not None and event_ids:
         job_id = f"webhooks:{event_ids[0]}-{event_ids[-1]}:{len(event_ids)}"
-        await queue.enqueue(PROCESS_WEBHOOKS_TASK, event_ids, job_id=job_id)
+        await queue.enqueue(PROCESS_WEBHOOK_EVENTS, event_ids, job_id=job_id)

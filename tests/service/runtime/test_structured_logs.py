@@ -29,7 +29,9 @@ from service.app import create_app
 from service.db.engine import Database
 from service.runtime.settings import Settings
 from service.runtime.structured_logs import REDACTED, configure_logging, get_logger, log_context
+from service.runtime.tasks import Task
 from tests.conftest import ADMIN_TOKEN
+from workers.task_functions import TaskFunction
 
 
 def plain_settings(**changes: Any) -> Settings:
@@ -158,15 +160,16 @@ async def test_a_worker_job_logs_with_its_job_id(settings: Settings) -> None:
     stream = io.StringIO()
     settings = settings.model_copy(update={"log_format": "json"})
 
-    async def noisy_job(ctx: dict[str, Any]) -> None:
+    async def noisy_job(ctx: dict[str, Any], number: int) -> None:
         get_logger("job").info("inside the job")
 
-    noisy_job.__qualname__ = noisy_job.__name__ = "noisy_job"
+    noisy = Task[int]("noisy_job")
+    functions = [TaskFunction(noisy, noisy_job).arq_function()]
     queue = await connect_queue(settings)
-    async with running_worker(settings, functions=[noisy_job], cron_jobs=[]) as worker:
+    async with running_worker(settings, functions=functions, cron_jobs=[]) as worker:
         await worker_started(worker)
         configure_logging(settings, stream=stream)  # the worker's startup set stderr
-        await queue.enqueue("noisy_job", job_id="job-with-an-id")
+        await queue.enqueue(noisy, 1, job_id="job-with-an-id")
         for _ in range(100):
             if "inside the job" in stream.getvalue():
                 break
