@@ -12,7 +12,6 @@ error, kept, and waits for an operator to retry it (service.webhooks.manual_retr
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -24,32 +23,19 @@ from sqlalchemy.engine import CursorResult
 
 from federation.activitypub.urls import InstanceUrls
 from federation.peers.retry_schedule import RetrySchedule
-from federation.sources.events import IgnoredEvent, ParsedWebhook, PayloadError
-from federation.sources.forge_events import FORGEJO, GITHUB, parse_forge_event
-from federation.sources.ghost_events import GHOST, parse_ghost_event
+from federation.sources.events import IgnoredEvent, PayloadError
 from service.db.engine import Database
 from service.db.models import WebhookEvent
 from service.publishing.post_lifecycle import PostPublisher, PublishOutcome, announce
 from service.runtime.job_queue import JobQueue
 from service.runtime.settings import Settings
 from service.webhooks.intake import enqueue_processing
-from service.webhooks.schemas import CmsEvent, cms_source_event
+from service.webhooks.sources import interpret_stored
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(seconds=10)
 SWEEP_BATCH = 200
-
-
-def parse_stored(source: str, event_type: str, body: bytes, settings: Settings) -> ParsedWebhook:
-    if source == "cms":
-        return [cms_source_event(CmsEvent.model_validate_json(body))]
-    payload = json.loads(body)
-    if source == GHOST:
-        return parse_ghost_event(payload)
-    if source in (FORGEJO, GITHUB):
-        return parse_forge_event(source, event_type, payload, settings.star_milestone_list)
-    return IgnoredEvent(f"unknown source {source}")
 
 
 def retry_schedule(settings: Settings) -> RetrySchedule:
@@ -84,7 +70,7 @@ async def process_webhook_event(
             if claimed.rowcount != 1:
                 return None
             row = await session.get_one(WebhookEvent, event_id)
-            parsed = parse_stored(row.source, row.event_type, row.body, settings)
+            parsed = interpret_stored(row.source, row.event_type, row.body, settings)
             if isinstance(parsed, IgnoredEvent):
                 row.state, row.result = "ignored", {"reason": parsed.reason}
                 return row.result

@@ -1,2 +1,2 @@
-"""Where a webhook enters: authenticated, stored before it is answered, counted when refused,
-and retried by hand when its processing failed."""
+"""Where a webhook enters: each sender declared once (sources), authenticated, stored before
+it is answered, counted when refused, and retried by hand when its processing failed."""

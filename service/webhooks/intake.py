@@ -7,8 +7,6 @@ answer is fast.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,43 +17,16 @@ from service.runtime.job_queue import JobQueue
 from service.runtime.tasks import PROCESS_WEBHOOK_EVENTS
 from service.web.problems import Problem
 from service.webhooks.group_commit import PendingDelivery, StoredDelivery, WebhookEventWriter
+from service.webhooks.sources import WEBHOOK_SOURCES
 
 # How long a sender should wait before redelivering when the database is unavailable.
 RETRY_AFTER_SECONDS = 30
-_MAX_DELIVERY_KEY = 200
 # Headers worth keeping with the raw body; signatures are not among them.
 KEPT_HEADERS = (
     "content-type",
     "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "x-forgejo-event",
-    "x-forgejo-delivery",
-    "x-gitea-event",
-    "x-gitea-delivery",
-    "x-github-event",
-    "x-github-delivery",
-    "x-github-hook-id",
+    *(name for source in WEBHOOK_SOURCES.values() for name in source.recorded_headers),
 )
-
-
-def body_digest_key(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def delivery_key(presented: str | None, body: bytes) -> str:
-    """The delivery's id as the sender gave it, or a digest of the body when it gave none."""
-    value = (presented or "").strip()
-    if not value or len(value) > _MAX_DELIVERY_KEY:
-        return body_digest_key(body if not value else value.encode())
-    return value
-
-
-def parse_json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise Problem(400, "Body is not valid JSON", type_="malformed-json") from exc
 
 
 _KEPT_RAW = frozenset(name.encode("latin-1") for name in KEPT_HEADERS)

@@ -1,18 +1,15 @@
 """Webhook endpoints: the CMS (Standard Webhooks), Ghost, Forgejo/Gitea and GitHub.
 
-Each one authenticates the raw body, parses it, stores the raw delivery (unique per source and
-delivery id) and answers 202; a worker renders and publishes. A redelivery answers 200 with the
+Each one authenticates the raw body, interprets it and keys it as its sender's declaration in
+service/webhooks/sources.py says, stores the raw delivery (unique per source and delivery
+key) and answers 202; a worker renders and publishes. A redelivery answers 200 with the
 earlier outcome. `dry_run` (a body field for the CMS, a `?dry_run=true` query parameter for
 every source) answers with what would be published instead.
-
-The forge endpoints also take form-encoded bodies (the JSON in a `payload` field); the JSON is
-what is stored, so the worker reads every delivery the same way.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,34 +17,22 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from federation.activitypub.urls import InstanceUrls
-from federation.sources.events import IgnoredEvent, ParsedWebhook, PayloadError, SourceEvent
-from federation.sources.forge_events import FORGEJO, GITHUB, parse_forge_event
-from federation.sources.ghost_events import GHOST, parse_ghost_event
-from federation.sources.webhook_signatures import (
-    WebhookSignatureError,
-    verify_forge_webhook,
-    verify_ghost_webhook,
-    verify_github_webhook,
-    verify_standard_webhook,
-)
+from federation.sources.events import IgnoredEvent, PayloadError, SourceEvent
+from federation.sources.webhook_signatures import WebhookSignatureError
 from service.db.engine import Database
 from service.publishing.preview import preview_events
 from service.runtime.settings import Settings
 from service.web.problems import Problem, validation_problem
-from service.webhooks.forms import form_payload, is_form
-from service.webhooks.intake import (
-    body_digest_key,
-    delivery_key,
-    kept_headers,
-    parse_json_body,
-    store_webhook_event,
-)
-from service.webhooks.schemas import (
-    CMS_EVENTS,
-    CmsEvent,
-    WebhookAnswer,
-    cms_source_event,
-    inline_json_schema,
+from service.webhooks.intake import kept_headers, store_webhook_event
+from service.webhooks.schemas import CmsEvent, WebhookAnswer, inline_json_schema
+from service.webhooks.sources import (
+    CMS_SOURCE,
+    FORGEJO_SOURCE,
+    GHOST_SOURCE,
+    GITHUB_SOURCE,
+    InterpretedDelivery,
+    MalformedJson,
+    WebhookSource,
 )
 
 router = APIRouter(prefix="/hooks", tags=["webhooks"])
@@ -59,13 +44,6 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     413: {"description": "The body is larger than the webhook limit."},
     422: {"description": "The body violates the schema; `errors` names the fields."},
 }
-
-
-def _authentic(check: Any, **arguments: Any) -> None:
-    try:
-        check(**arguments)
-    except WebhookSignatureError as exc:
-        raise Problem(401, exc.reason, type_="invalid-signature") from exc
 
 
 def _settings(request: Request) -> Settings:
@@ -94,30 +72,42 @@ def _ignored(reason: str) -> JSONResponse:
     return JSONResponse({"status": "ignored", "reason": reason}, status_code=202)
 
 
-async def _accept(
-    request: Request,
-    *,
-    source: str,
-    key: str,
-    event_type: str,
-    body: bytes,
-    parsed: ParsedWebhook,
-    dry_run: bool,
-) -> JSONResponse:
-    if isinstance(parsed, IgnoredEvent):
-        return _ignored(parsed.reason)
+def _interpret(
+    source: WebhookSource, event_name: str, document: bytes, settings: Settings
+) -> InterpretedDelivery:
+    try:
+        return source.interpret(event_name, document, settings)
+    except MalformedJson as exc:
+        raise Problem(400, "Body is not valid JSON", type_="malformed-json") from exc
+    except ValidationError as exc:
+        raise validation_problem([dict(error) for error in exc.errors()]) from exc
+    except PayloadError as exc:
+        raise _schema_problem(exc) from exc
+
+
+async def _receive(request: Request, source: WebhookSource) -> JSONResponse:
+    settings = _settings(request)
+    body = await request.body()
+    headers = request.headers
+    try:
+        document = source.authenticate(headers, body, settings, time.time())
+    except WebhookSignatureError as exc:
+        raise Problem(401, exc.reason, type_="invalid-signature") from exc
+    delivery = _interpret(source, source.event_name(headers), document, settings)
+    if isinstance(delivery.events, IgnoredEvent):
+        return _ignored(delivery.events.reason)
     state = request.app.state
     database: Database = state.database
-    if dry_run:
-        return await _dry_run(database, state.urls, parsed)
+    if delivery.dry_run or _dry_run_requested(request):
+        return await _dry_run(database, state.urls, delivery.events)
     stored = await store_webhook_event(
         state,
         database,
-        source=source,
-        key=key,
-        event_type=event_type,
+        source=source.name,
+        key=source.delivery_key(headers, document),
+        event_type=delivery.event_type,
         headers=kept_headers(request.headers.raw),
-        body=body,
+        body=document,
     )
     if stored.duplicate:
         answer = WebhookAnswer(status=stored.state, event_id=stored.event_id, result=stored.result)
@@ -146,144 +136,23 @@ async def _dry_run(
         }
     },
 )
-async def cms_hook(
-    request: Request,
-) -> JSONResponse:
-    settings = _settings(request)
-    body = await request.body()
-    headers = request.headers
-    _authentic(
-        verify_standard_webhook,
-        secrets=settings.cms_secret_list,
-        message_id=headers.get("webhook-id"),
-        timestamp=headers.get("webhook-timestamp"),
-        signature_header=headers.get("webhook-signature"),
-        body=body,
-        now=time.time(),
-    )
-    payload = parse_json_body(body)
-    if isinstance(payload, Mapping):
-        event_name = payload.get("event")
-        if isinstance(event_name, str) and event_name not in CMS_EVENTS:
-            return _ignored(f"event type '{event_name[:64]}' is not one of {', '.join(CMS_EVENTS)}")
-    try:
-        cms_event = CmsEvent.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_problem([dict(error) for error in exc.errors()]) from exc
-    return await _accept(
-        request,
-        source="cms",
-        key=delivery_key(headers.get("webhook-id"), body),
-        event_type=cms_event.event,
-        body=body,
-        parsed=[cms_source_event(cms_event)],
-        dry_run=cms_event.dry_run or _dry_run_requested(request),
-    )
+async def cms_hook(request: Request) -> JSONResponse:
+    return await _receive(request, CMS_SOURCE)
 
 
 @router.post("/ghost", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
-async def ghost_hook(
-    request: Request,
-) -> JSONResponse:
+async def ghost_hook(request: Request) -> JSONResponse:
     """A Ghost `post.*`/`page.*` webhook, signed with `X-Ghost-Signature`."""
-    settings = _settings(request)
-    body = await request.body()
-    _authentic(
-        verify_ghost_webhook,
-        secret=settings.ghost_webhook_secret,
-        signature_header=request.headers.get("x-ghost-signature"),
-        body=body,
-        now=time.time(),
-    )
-    try:
-        parsed = parse_ghost_event(parse_json_body(body))
-    except PayloadError as exc:
-        raise _schema_problem(exc) from exc
-    event_type = f"post.{parsed[0].action}" if isinstance(parsed, list) else "ignored"
-    return await _accept(
-        request,
-        source=GHOST,
-        key=body_digest_key(body),
-        event_type=event_type,
-        body=body,
-        parsed=parsed,
-        dry_run=_dry_run_requested(request),
-    )
-
-
-async def _forge_hook(
-    request: Request,
-    *,
-    source: str,
-    verify: Any,
-    secret: str | None,
-    signature_header: str | None,
-    event_name: str,
-    delivery_id: str | None,
-    signs_form_payload: bool,
-) -> JSONResponse:
-    """Forgejo, Gitea and GitHub send the same kinds of events the same way: verify the raw
-    body, parse the event, store it.
-
-    A form-encoded body carries the JSON in its `payload` field. GitHub signs the body as
-    sent; Forgejo and Gitea sign the JSON they put in the field (`signs_form_payload`), so
-    for them the field is taken out first and verified byte for byte as they encoded it.
-    """
-    settings = _settings(request)
-    body = await request.body()
-    document = body
-    if not is_form(request.headers.get("content-type")):
-        _authentic(verify, secret=secret, signature_header=signature_header, body=body)
-    elif signs_form_payload:
-        document = form_payload(body)
-        _authentic(verify, secret=secret, signature_header=signature_header, body=document)
-    else:
-        _authentic(verify, secret=secret, signature_header=signature_header, body=body)
-        document = form_payload(body)
-    try:
-        parsed = parse_forge_event(
-            source, event_name, parse_json_body(document), settings.star_milestone_list
-        )
-    except PayloadError as exc:
-        raise _schema_problem(exc) from exc
-    return await _accept(
-        request,
-        source=source,
-        key=delivery_key(delivery_id, document),
-        event_type=event_name,
-        body=document,
-        parsed=parsed,
-        dry_run=_dry_run_requested(request),
-    )
+    return await _receive(request, GHOST_SOURCE)
 
 
 @router.post("/forgejo", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
 async def forgejo_hook(request: Request) -> JSONResponse:
     """A Forgejo or Gitea webhook: releases and tag creation."""
-    headers = request.headers
-    return await _forge_hook(
-        request,
-        source=FORGEJO,
-        verify=verify_forge_webhook,
-        secret=_settings(request).forgejo_webhook_secret,
-        signature_header=headers.get("x-forgejo-signature", headers.get("x-gitea-signature")),
-        event_name=headers.get("x-forgejo-event") or headers.get("x-gitea-event") or "",
-        delivery_id=headers.get("x-forgejo-delivery") or headers.get("x-gitea-delivery"),
-        signs_form_payload=True,
-    )
+    return await _receive(request, FORGEJO_SOURCE)
 
 
 @router.post("/github", status_code=202, response_model=WebhookAnswer, responses=_ANSWERS)
 async def github_hook(request: Request) -> JSONResponse:
     """A GitHub webhook: releases, tag creation, stars (and their milestones)."""
-    headers = request.headers
-    return await _forge_hook(
-        request,
-        source=GITHUB,
-        verify=verify_github_webhook,
-        secret=_settings(request).github_webhook_secret,
-        signature_header=headers.get("x-hub-signature-256"),
-        event_name=headers.get("x-github-event") or "",
-        delivery_id=headers.get("x-github-delivery"),
-        signs_form_payload=False,
-    )
+    return await _receive(request, GITHUB_SOURCE)
